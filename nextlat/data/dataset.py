@@ -1,0 +1,91 @@
+"""In-memory token datasets and a deterministic, resumable batch order.
+
+Every benchmark stores its sequences as a parquet table with a ``tokens`` list column and
+a ``prompt_len`` column (tokens before the first supervised target). Loading gives a
+:class:`TokenDataset`; the trainer asks it for batches by *step number*, so a resumed run
+sees exactly the batches an uninterrupted run would have seen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+from ..objectives.base import Batch
+
+
+@dataclass
+class TokenDataset:
+    tokens: torch.Tensor  # (N, L) long; rows of equal length (padded or packed upstream)
+    loss_mask: torch.Tensor  # (N, L) bool; True where the token is a supervised target
+    packed: bool = False
+
+    def __len__(self) -> int:
+        return self.tokens.size(0)
+
+    @property
+    def seq_len(self) -> int:
+        return self.tokens.size(1)
+
+    def batch(self, idx) -> Batch:
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return Batch(self.tokens[idx], self.loss_mask[idx], self.packed)
+
+    @classmethod
+    def from_rows(cls, rows: list[list[int]] | np.ndarray, prompt_lens, packed: bool = False,
+                  pad_id: int | None = None) -> "TokenDataset":
+        """Rows of token ids; targets at index >= prompt_len are supervised.
+
+        Rows of unequal length are right-padded with ``pad_id`` (unsupervised).
+        """
+        lengths = [len(r) for r in rows]
+        L = max(lengths)
+        if min(lengths) != L and pad_id is None:
+            raise ValueError("rows have unequal lengths; pass pad_id to pad them")
+        tokens = torch.full((len(rows), L), pad_id if pad_id is not None else 0, dtype=torch.long)
+        for i, r in enumerate(rows):
+            tokens[i, : len(r)] = torch.as_tensor(np.asarray(r), dtype=torch.long)
+        pos = torch.arange(L)[None]
+        prompt = torch.as_tensor(np.asarray(prompt_lens), dtype=torch.long)[:, None]
+        length = torch.as_tensor(lengths, dtype=torch.long)[:, None]
+        return cls(tokens, (pos >= prompt) & (pos < length), packed)
+
+
+def write_token_table(path: str | Path, rows: list[list[int]], prompt_lens: list[int],
+                      extra: dict[str, list] | None = None) -> None:
+    """Write sequences as parquet atomically (temp file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"tokens": pa.array(rows, type=pa.list_(pa.int32())),
+                      "prompt_len": pa.array(prompt_lens, type=pa.int32()), **(extra or {})})
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    pq.write_table(table, tmp)
+    tmp.replace(path)
+
+
+def read_token_table(path: str | Path, packed: bool = False, pad_id: int | None = None) -> TokenDataset:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"dataset {path} does not exist; generate it first (snakemake or `nextlat data`)")
+    table = pq.read_table(path, columns=["tokens", "prompt_len"])
+    rows = table.column("tokens").to_pylist()
+    return TokenDataset.from_rows(rows, table.column("prompt_len").to_numpy(), packed, pad_id)
+
+
+def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:
+    """Indices of global batch ``step``: epochs are seeded permutations of 0..n-1.
+
+    A pure function of (step, seed), so resuming at any step reproduces the order.
+    Batches never straddle epochs: the tail of each permutation that does not fill a
+    batch is dropped.
+    """
+    if batch_size > n:
+        raise ValueError(f"batch_size {batch_size} exceeds the dataset size {n}")
+    per_epoch = n // batch_size
+    epoch, k = divmod(step, per_epoch)
+    perm = np.random.default_rng([seed, epoch]).permutation(n)
+    return perm[k * batch_size:(k + 1) * batch_size]

@@ -1,0 +1,163 @@
+"""The one interface every training objective implements.
+
+A method (GPT, NextLat, MTP, JTP, BST, ...) is an ``nn.Module`` that owns its parameters
+and answers four questions; the trainer, evaluations and probes only ever ask these:
+
+* ``loss(batch)``           -> :class:`StepOutput` (scalar loss + detached metrics)
+* ``logits(tokens, layout)`` -> next-token logits (B, T, V) used for generation and scoring
+* ``hidden_states(...)``    -> the state the paper probes / measures rank on (B, T, D)
+* ``param_counts()``        -> parameters used in training and at inference (Table 4)
+
+To add a method: subclass :class:`Objective`, set ``name``, and register it with
+:func:`register`. Nothing in the trainer changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..models.layout import Layout
+from ..models.transformer import ModelConfig, count_params
+
+IGNORE = -100
+
+
+@dataclass
+class Batch:
+    """A block of token rows and which of them are supervised targets.
+
+    ``tokens`` (B, L): the model reads ``tokens[:, :-1]`` and predicts ``tokens[:, 1:]``.
+    ``loss_mask`` (B, L) bool: True where ``tokens[:, j]`` is a supervised *target*
+    (False on prompt/context tokens and padding). Only token-level losses use it.
+    ``packed``: rows hold several EOS-separated documents (see models.layout).
+    """
+
+    tokens: Tensor
+    loss_mask: Tensor
+    packed: bool = False
+
+    def to(self, device) -> "Batch":
+        return Batch(self.tokens.to(device), self.loss_mask.to(device), self.packed)
+
+    @property
+    def inputs(self) -> Tensor:
+        return self.tokens[:, :-1]
+
+    @property
+    def targets(self) -> Tensor:
+        return self.tokens[:, 1:].masked_fill(~self.loss_mask[:, 1:], IGNORE)
+
+    def layout(self, eos_id: int) -> Layout:
+        """Layout of the *inputs* (tokens[:, :-1])."""
+        return Layout.packed(self.inputs, eos_id) if self.packed else Layout()
+
+
+@dataclass
+class StepOutput:
+    loss: Tensor
+    metrics: dict[str, Tensor] = field(default_factory=dict)
+
+
+class Objective(nn.Module):
+    name: ClassVar[str] = "base"
+
+    def __init__(self, model: ModelConfig, method: dict):
+        super().__init__()
+        self.model_cfg = model
+        self.method_cfg = dict(method)
+
+    # --- the interface ---------------------------------------------------------------
+    def loss(self, batch: Batch) -> StepOutput:
+        raise NotImplementedError
+
+    def logits(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def hidden_states(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def inference_modules(self) -> list[nn.Module]:
+        """Modules used by plain next-token generation (for the inference param count)."""
+        raise NotImplementedError
+
+    def param_counts(self) -> dict[str, int]:
+        seen: set[int] = set()
+        inference = 0
+        for mod in self.inference_modules():
+            for p in mod.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    inference += p.numel()
+        return {"training": count_params(self), "inference": inference}
+
+    def forward(self, batch: Batch) -> StepOutput:  # so Fabric/DDP wrap the loss computation
+        return self.loss(batch)
+
+
+def token_ce(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy over non-ignored targets (0 when none is supervised)."""
+    flat = targets.reshape(-1)
+    n = (flat != IGNORE).sum()
+    total = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), flat,
+                            ignore_index=IGNORE, reduction="sum")
+    return total / n.clamp(min=1)
+
+
+def token_accuracy(logits: Tensor, targets: Tensor) -> Tensor:
+    valid = targets != IGNORE
+    correct = (logits.argmax(-1) == targets) & valid
+    return correct.sum().float() / valid.sum().clamp(min=1)
+
+
+_REGISTRY: dict[str, type[Objective]] = {}
+
+
+def register(cls: type[Objective]) -> type[Objective]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def build_objective(model: ModelConfig | dict, method: dict) -> Objective:
+    """Build the objective named ``method["name"]`` for a model config."""
+    if isinstance(model, dict):
+        model = ModelConfig.from_dict(model)
+    name = method.get("name")
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; available: {available()}")
+    return _REGISTRY[name](model, method)
+
+
+@torch.no_grad()
+def sample_next(logits: Tensor, temperature: float = 0.0, top_k: int | None = None,
+                generator: torch.Generator | None = None) -> Tensor:
+    """Pick the next token from (B, V) logits: greedy when temperature == 0."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k is not None:
+        kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@torch.no_grad()
+def generate(objective: Objective, prompt: Tensor, max_new_tokens: int, temperature: float = 0.0,
+             top_k: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+    """Autoregressive continuation of equal-length prompts (B, P) -> (B, max_new_tokens).
+
+    No KV cache: sequences in the benchmarks here are short (at most a few hundred tokens).
+    """
+    seq = prompt
+    for _ in range(max_new_tokens):
+        logits = objective.logits(seq)[:, -1]
+        seq = torch.cat([seq, sample_next(logits, temperature, top_k, generator)[:, None]], dim=1)
+    return seq[:, prompt.size(1):]

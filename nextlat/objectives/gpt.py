@@ -1,0 +1,34 @@
+"""GPT: the plain next-token baseline."""
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from ..models.layout import Layout
+from ..models.transformer import ModelConfig, Transformer, init_weights
+from .base import Batch, Objective, StepOutput, register, token_accuracy, token_ce
+
+
+@register
+class GPT(Objective):
+    name = "gpt"
+
+    def __init__(self, model: ModelConfig, method: dict):
+        super().__init__(model, method)
+        self.trunk = Transformer(model)
+        self.head = nn.Linear(model.n_embd, model.vocab_size, bias=False)  # untied from tok_emb
+        init_weights(self)
+
+    def logits(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
+        return self.head(self.trunk(tokens, layout))
+
+    def hidden_states(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
+        return self.trunk(tokens, layout)  # final-layer (normed) states
+
+    def inference_modules(self) -> list[nn.Module]:
+        return [self.trunk, self.head]
+
+    def loss(self, batch: Batch) -> StepOutput:
+        logits = self.logits(batch.inputs, batch.layout(self.model_cfg.eos_id))
+        targets = batch.targets
+        ce = token_ce(logits, targets)
+        return StepOutput(ce, {"ce": ce.detach(), "acc": token_accuracy(logits.detach(), targets)})
