@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 import torch
 
@@ -42,17 +43,24 @@ class TokenDataset:
 
         Rows of unequal length are right-padded with ``pad_id`` (unsupervised).
         """
-        lengths = [len(r) for r in rows]
-        L = max(lengths)
-        if min(lengths) != L and pad_id is None:
+        lengths = np.array([len(r) for r in rows])
+        flat = np.concatenate([np.asarray(r) for r in rows]) if len(rows) else np.zeros(0)
+        return cls.from_flat(flat, lengths, prompt_lens, packed, pad_id)
+
+    @classmethod
+    def from_flat(cls, flat: np.ndarray, lengths: np.ndarray, prompt_lens, packed: bool = False,
+                  pad_id: int | None = None) -> "TokenDataset":
+        """Like :meth:`from_rows` for concatenated rows (vectorised: no Python loop)."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        L = int(lengths.max())
+        if (lengths != L).any() and pad_id is None:
             raise ValueError("rows have unequal lengths; pass pad_id to pad them")
-        tokens = torch.full((len(rows), L), pad_id if pad_id is not None else 0, dtype=torch.long)
-        for i, r in enumerate(rows):
-            tokens[i, : len(r)] = torch.as_tensor(np.asarray(r), dtype=torch.long)
-        pos = torch.arange(L)[None]
-        prompt = torch.as_tensor(np.asarray(prompt_lens), dtype=torch.long)[:, None]
-        length = torch.as_tensor(lengths, dtype=torch.long)[:, None]
-        return cls(tokens, (pos >= prompt) & (pos < length), packed)
+        pos = np.arange(L)[None]
+        inside = pos < lengths[:, None]
+        tokens = np.full((len(lengths), L), pad_id if pad_id is not None else 0, dtype=np.int64)
+        tokens[inside] = flat  # row-major fill matches the concatenation order
+        supervised = (pos >= np.asarray(prompt_lens, dtype=np.int64)[:, None]) & inside
+        return cls(torch.from_numpy(tokens), torch.from_numpy(supervised), packed)
 
 
 def write_token_table(path: str | Path, rows: list[list[int]], prompt_lens: list[int],
@@ -72,8 +80,10 @@ def read_token_table(path: str | Path, packed: bool = False, pad_id: int | None 
     if not path.exists():
         raise FileNotFoundError(f"dataset {path} does not exist; generate it first (snakemake or `nextlat data`)")
     table = pq.read_table(path, columns=["tokens", "prompt_len"])
-    rows = table.column("tokens").to_pylist()
-    return TokenDataset.from_rows(rows, table.column("prompt_len").to_numpy(), packed, pad_id)
+    tokens = table.column("tokens").combine_chunks()
+    lengths = pa.compute.list_value_length(tokens).to_numpy(zero_copy_only=False)
+    flat = tokens.flatten().to_numpy(zero_copy_only=False)
+    return TokenDataset.from_flat(flat, lengths, table.column("prompt_len").to_numpy(), packed, pad_id)
 
 
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:

@@ -98,11 +98,16 @@ class Objective(nn.Module):
         return self.loss(batch)
 
 
+def upcast(x: Tensor) -> Tensor:
+    """At least float32 for losses (bf16 logits lose too much); float64 stays float64."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def token_ce(logits: Tensor, targets: Tensor) -> Tensor:
     """Mean cross-entropy over non-ignored targets (0 when none is supervised)."""
     flat = targets.reshape(-1)
     n = (flat != IGNORE).sum()
-    total = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), flat,
+    total = F.cross_entropy(upcast(logits.reshape(-1, logits.size(-1))), flat,
                             ignore_index=IGNORE, reduction="sum")
     return total / n.clamp(min=1)
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..models.layout import Layout
 from ..models.transformer import ModelConfig, Transformer, init_weights, make_norm
-from .base import Batch, Objective, StepOutput, register, token_accuracy, token_ce
+from .base import Batch, Objective, StepOutput, register, token_accuracy, token_ce, upcast
 
 
 class LatentDynamics(nn.Module):
@@ -75,44 +75,57 @@ class NextLat(Objective):
             preds.append(cur)
         return preds
 
-    def loss(self, batch: Batch) -> StepOutput:
+    def forward_terms(self, batch: Batch) -> dict:
+        """Everything the loss is made of, unreduced (tests inspect single positions).
+
+        Returns ``logits``, ``targets`` and ``steps``: for i = 1..d a dict with per-position
+        ``next_h`` (B, T-i) SmoothL1 summed over D, ``kl`` (B, T-i), and their masks
+        ``h_mask`` (term may be trained) and ``kl_mask`` (also: its target is supervised).
+        """
         inputs, targets = batch.inputs, batch.targets
         layout = batch.layout(self.model_cfg.eos_id)
         emb = self.trunk.embed(inputs)  # E[x_t], shared with the trunk (not detached)
         h = self.trunk(inputs, layout, emb=emb)
         logits = self.head(h)
-        ce = token_ce(logits, targets)
 
-        d = min(self.horizon, inputs.size(1) - 1)
         h_target = h.detach()  # SmoothL1 targets carry no gradient
-        teacher_logp = F.log_softmax(logits.detach().float(), dim=-1)  # softmax(head(sg(h)))
+        teacher_logp = F.log_softmax(upcast(logits.detach()), dim=-1)  # softmax(head(sg(h)))
         frozen_head = self.head.weight.detach()  # KL reaches p_psi and the trunk, not the head
-        supervised = targets != -100  # token mask: target x_{t+1} is trained
+        supervised = targets != -100  # target x_{t+1} is trained (not prompt, not padding)
 
-        next_h = kl = latent_ce = h.new_zeros((), dtype=torch.float32)
+        steps = []
+        d = min(self.horizon, inputs.size(1) - 1)
         for i, pred in enumerate(self.rollout(h, emb, d), start=1):
-            # Term (t, i) read tokens x_{t+1..t+i}; drop it if any of them opened a new document.
-            same_doc = layout.same_doc(i)
-            valid = torch.ones_like(supervised[:, i:]) & same_doc  # (B, T-i); next-h ignores prompts
-            n_valid = valid.sum().clamp(min=1)
-            sl1 = F.smooth_l1_loss(pred.float(), h_target[:, i:].float(), reduction="none", beta=1.0)
-            next_h = next_h + (sl1 * valid[..., None]).sum() / (n_valid * pred.size(-1))
-
+            # Term (t, i) read tokens x_{t+1..t+i}: drop it if any of them opened a new
+            # document. Next-h is not masked on prompts; the KL is a token loss on x_{t+i+1}.
+            h_mask = torch.ones_like(supervised[:, i:]) & layout.same_doc(i)
+            sl1 = F.smooth_l1_loss(upcast(pred), upcast(h_target[:, i:]), reduction="none", beta=1.0)
             student_logits = pred @ frozen_head.t()
-            # teacher at t+i predicts x_{t+i+1}: a token loss, masked like that target.
-            tok_valid = valid & supervised[:, i:]
-            student_logp = F.log_softmax(student_logits.float(), dim=-1)
-            kl_t = (teacher_logp[:, i:].exp() * (teacher_logp[:, i:] - student_logp)).sum(-1)
-            kl = kl + (kl_t * tok_valid).sum() / tok_valid.sum().clamp(min=1)
-            if self.latent_ce:  # logging only (the official code computes it always; it costs)
-                with torch.no_grad():
-                    tgt = targets[:, i:].masked_fill(~tok_valid, -100)
-                    latent_ce = latent_ce + token_ce(student_logits.detach(), tgt)
+            student_logp = F.log_softmax(upcast(student_logits), dim=-1)
+            kl = (teacher_logp[:, i:].exp() * (teacher_logp[:, i:] - student_logp)).sum(-1)
+            steps.append({"next_h": sl1.sum(-1), "kl": kl, "h_mask": h_mask,
+                          "kl_mask": h_mask & supervised[:, i:], "student_logits": student_logits})
+        return {"logits": logits, "targets": targets, "steps": steps}
 
-        next_h, kl = next_h / max(d, 1), kl / max(d, 1)
+    def loss(self, batch: Batch) -> StepOutput:
+        out = self.forward_terms(batch)
+        logits, targets, steps = out["logits"], out["targets"], out["steps"]
+        ce = token_ce(logits, targets)
+        D = self.model_cfg.n_embd
+        next_h = kl = latent_ce = upcast(logits.new_zeros(()))
+        for i, s in enumerate(steps, start=1):
+            # SmoothL1 is a mean over every valid element (positions x D), KL over positions.
+            next_h = next_h + (s["next_h"] * s["h_mask"]).sum() / (s["h_mask"].sum().clamp(min=1) * D)
+            kl = kl + (s["kl"] * s["kl_mask"]).sum() / s["kl_mask"].sum().clamp(min=1)
+            if self.latent_ce:  # logging only (the official code always computes it; it costs)
+                with torch.no_grad():
+                    tgt = targets[:, i:].masked_fill(~s["kl_mask"], -100)
+                    latent_ce = latent_ce + token_ce(s["student_logits"], tgt)
+        d = max(len(steps), 1)
+        next_h, kl = next_h / d, kl / d
         loss = ce + self.lambda_next_h * next_h + self.lambda_kl * kl
         metrics = {"ce": ce.detach(), "acc": token_accuracy(logits.detach(), targets),
                    "next_h": next_h.detach(), "kl": kl.detach()}
         if self.latent_ce:
-            metrics["latent_ce"] = latent_ce / max(d, 1)
+            metrics["latent_ce"] = latent_ce / d
         return StepOutput(loss, metrics)

@@ -1,0 +1,138 @@
+"""``nextlat``: run any pipeline stage without Snakemake.
+
+    nextlat check                              # validate config.yaml at a scale
+    nextlat runs --scale default               # list the run matrix
+    nextlat data pathstar g5x5 --scale smoke   # generate one dataset
+    nextlat train g2x4_gpt_s0 --scale smoke    # train one run (resumes if interrupted)
+    nextlat eval g2x4_gpt_s0 --scale smoke     # evaluate its final model
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import config as nlconfig
+from .runs import expand_runs
+
+
+def _load(args) -> dict:
+    overrides = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        node = overrides
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return nlconfig.load(args.config, args.scale, overrides)
+
+
+def _paths(cfg: dict, run) -> tuple[Path, Path]:
+    out = Path(cfg["results"]) / cfg["scale"] / run.benchmark
+    return out / "data" / run.task, out / "runs" / run.run_id
+
+
+def _run(cfg: dict, run_id: str):
+    runs = expand_runs(cfg)
+    if run_id not in runs:
+        raise SystemExit(f"unknown run {run_id!r}; `nextlat runs` lists them (e.g. {next(iter(runs))})")
+    return runs[run_id]
+
+
+def cmd_check(args):
+    cfg = _load(args)
+    runs = expand_runs(cfg)
+    print(f"config OK at scale {cfg['scale']!r}: {len(runs)} runs")
+
+
+def cmd_runs(args):
+    for run in expand_runs(_load(args)).values():
+        print(run.run_id)
+
+
+def cmd_data(args):
+    from .pipeline import make_data
+
+    cfg = _load(args)
+    out = Path(args.out or Path(cfg["results"]) / cfg["scale"] / args.benchmark / "data" / args.task)
+    make_data(args.benchmark, args.task, cfg["benchmarks"][args.benchmark]["data"], out)
+    print(out)
+
+
+def cmd_train(args):
+    from .pipeline import train
+
+    cfg = _load(args)
+    run = _run(cfg, args.run)
+    data_dir, run_dir = _paths(cfg, run)
+    path = train(run.config, data_dir, Path(args.out or run_dir), on_stale=args.on_stale,
+                 stop_after=args.stop_after)
+    print(path)
+
+
+def cmd_eval(args):
+    from .pipeline import evaluate
+
+    cfg = _load(args)
+    run = _run(cfg, args.run)
+    data_dir, run_dir = _paths(cfg, run)
+    model = Path(args.model or run_dir / "model.pt")
+    record = evaluate(run.config, model, data_dir, cfg["benchmarks"][run.benchmark]["eval"],
+                      Path(args.out or run_dir / "eval.json"), device=args.device)
+    print(json.dumps({k: v for k, v in record["metrics"].items() if not isinstance(v, list)}, indent=2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nextlat", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default="config.yaml")
+    common.add_argument("--scale", default=None, help="smoke | default | paper (default: config's)")
+    common.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set benchmarks.pathstar.train.lr=1e-3")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("check", parents=[common], help="validate the config").set_defaults(func=cmd_check)
+    sub.add_parser("runs", parents=[common], help="list run ids").set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("data", parents=[common], help="generate a dataset")
+    p.add_argument("benchmark")
+    p.add_argument("task")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_data)
+
+    p = sub.add_parser("train", parents=[common], help="train one run")
+    p.add_argument("run")
+    p.add_argument("--out")
+    p.add_argument("--on-stale", choices=["error", "restart"], default="error",
+                   help="what to do with a checkpoint written under a different config")
+    p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps (resumable)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", parents=[common], help="evaluate a trained run")
+    p.add_argument("run")
+    p.add_argument("--model")
+    p.add_argument("--out")
+    p.add_argument("--device", default=None)
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (nlconfig.ConfigError, FileNotFoundError) as err:
+        print(f"nextlat: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

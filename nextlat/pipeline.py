@@ -1,0 +1,111 @@
+"""One function per pipeline stage; Snakemake scripts and the ``nextlat`` CLI both call these.
+
+Keeping the stages here (rather than in ``workflow_scripts/``) means every step the
+workflow runs is importable and testable without Snakemake.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+# --- data --------------------------------------------------------------------------------
+def make_data(benchmark: str, task: str, data_cfg: dict, out_dir: str | Path) -> None:
+    if benchmark != "pathstar":
+        raise ValueError(f"no data generator for benchmark {benchmark!r}")
+    from .data import pathstar
+
+    d, l = pathstar.parse_task(task)
+    pathstar.write_dataset(out_dir, d, l, data_cfg["n_nodes"], data_cfg["n_train"],
+                           data_cfg["n_test"], data_cfg.get("seed", 0))
+
+
+def load_train_data(benchmark: str, data_dir: str | Path):
+    """(train, val) TokenDatasets. Path-Star monitors held-out graphs as val loss only;
+    reported results always come from the final weights, never from a val-selected model."""
+    if benchmark != "pathstar":
+        raise ValueError(f"no training data loader for benchmark {benchmark!r}")
+    from .data import pathstar
+
+    return pathstar.load_split(data_dir, "train"), pathstar.load_split(data_dir, "test")
+
+
+def check_data_matches(run_cfg: dict, data_dir: str | Path) -> None:
+    """Refuse to train when the data on disk disagrees with the run's model config."""
+    meta_path = Path(data_dir) / "meta.json"
+    if not meta_path.exists():
+        raise FileNotFoundError(f"dataset {data_dir} is incomplete: {meta_path} missing")
+    meta = json.loads(meta_path.read_text())
+    model = run_cfg["model"]
+    for key, want in (("vocab_size", model["vocab_size"]), ("eos_id", model["eos_id"])):
+        if key in meta and meta[key] != want:
+            raise ValueError(f"dataset {data_dir} has {key}={meta[key]} but run "
+                             f"{run_cfg['run_id']} expects {want}; regenerate the data")
+    if meta.get("seq_len", 0) > model["block_size"]:
+        raise ValueError(f"dataset rows of {meta['seq_len']} tokens exceed model.block_size="
+                         f"{model['block_size']} for run {run_cfg['run_id']}")
+
+
+# --- training ----------------------------------------------------------------------------
+def train(run_cfg: dict, data_dir: str | Path, out_dir: str | Path, on_stale: str = "error",
+          stop_after: int | None = None) -> Path:
+    """Train one run; writes ``config.yaml`` (fully resolved) and ``model.pt`` in out_dir."""
+    from .training.trainer import train_run
+
+    out_dir = Path(out_dir)
+    check_data_matches(run_cfg, data_dir)
+    _atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(run_cfg, sort_keys=False))
+    train_data, val_data = load_train_data(run_cfg["benchmark"], data_dir)
+    return train_run(run_cfg, train_data, val_data, out_dir, on_stale=on_stale, stop_after=stop_after)
+
+
+# --- evaluation --------------------------------------------------------------------------
+def evaluate(run_cfg: dict, model_path: str | Path, data_dir: str | Path, eval_cfg: dict,
+             out_json: str | Path, device: str | None = None) -> dict:
+    """Score a trained model on its benchmark's held-out data and write a JSON record."""
+    import torch
+
+    from .training.checkpoint import load_model
+
+    runtime = run_cfg.get("runtime", {})
+    if runtime.get("num_threads"):
+        torch.set_num_threads(runtime["num_threads"])
+    if device is None:
+        wants_gpu = runtime.get("accelerator", "auto") in ("auto", "gpu", "cuda")
+        device = "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
+    model = load_model(model_path, expected_cfg=run_cfg, device=device)
+    if run_cfg["benchmark"] != "pathstar":
+        raise ValueError(f"no evaluation for benchmark {run_cfg['benchmark']!r}")
+    from .evaluation.pathstar import evaluate_pathstar
+
+    metrics = evaluate_pathstar(model, data_dir, eval_cfg["decodings"], batch_size=eval_cfg["batch_size"],
+                                max_graphs=eval_cfg.get("max_graphs"), seed=run_cfg["seed"], device=device)
+    record = {"run": {k: run_cfg.get(k) for k in ("run_id", "benchmark", "task", "seed")}
+              | {"method": run_cfg["method"]["name"], "horizon": run_cfg["method"].get("horizon")},
+              "metrics": metrics, "params": model.param_counts()}
+    _atomic_write_text(Path(out_json), json.dumps(record, indent=2))
+    return record
+
+
+# --- figures and tables ------------------------------------------------------------------
+def load_records(paths) -> list[dict]:
+    return [json.loads(Path(p).read_text()) for p in paths]
+
+
+def pathstar_figure(eval_jsons, png: str | Path, pdf: str | Path, csv: str | Path, md: str | Path) -> None:
+    from .plots.pathstar import plot_pathstar
+    from .tables import pathstar_table, write_table
+
+    records = load_records(eval_jsons)
+    plot_pathstar(records, png, pdf)
+    write_table(pathstar_table(records), csv, md)

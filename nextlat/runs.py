@@ -1,0 +1,122 @@
+"""The run matrix: benchmark x task x method x horizon x grid x seed -> resolved runs.
+
+Every run gets a stable id (e.g. ``g5x5_nextlat-d3_s1234``) and a fully resolved config
+(model, method, train, runtime) that the workflow passes to training through ``params:``
+and that the run directory keeps as ``config.yaml``.
+"""
+from __future__ import annotations
+
+import ast
+import itertools
+import operator
+from dataclasses import dataclass, field
+
+from . import benchmarks
+from .config import ConfigError, deep_merge, sub_schema, validate
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str
+    benchmark: str
+    task: str
+    method: str
+    horizon: int | None
+    seed: int
+    config: dict = field(compare=False, hash=False)
+
+    @property
+    def labels(self) -> dict:
+        return {"run_id": self.run_id, "benchmark": self.benchmark, "task": self.task,
+                "method": self.method, "horizon": self.horizon, "seed": self.seed}
+
+
+_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul}
+
+
+def eval_horizon(expr, variables: dict[str, int]) -> int:
+    """An int, or a small arithmetic expression of task variables such as ``"l-2"``."""
+    if isinstance(expr, int):
+        return expr
+
+    def ev(node):
+        if isinstance(node, ast.Expression):
+            return ev(node.body)
+        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+            return node.value
+        if isinstance(node, ast.Name) and node.id in variables:
+            return variables[node.id]
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            return _OPS[type(node.op)](ev(node.left), ev(node.right))
+        raise ConfigError(f"horizon {expr!r}: only + - * of integers and {sorted(variables)} allowed")
+
+    value = ev(ast.parse(str(expr), mode="eval"))
+    if value < 1:
+        raise ConfigError(f"horizon {expr!r} evaluates to {value} for {variables}; it must be >= 1")
+    return value
+
+
+def _method_variants(entry: dict, variables: dict[str, int]):
+    """Yield (horizon, grid_suffix, method_config) for one ``methods`` entry."""
+    entry = dict(entry)
+    grid = entry.pop("grid", {}) or {}
+    horizons = entry.pop("horizon", None)
+    horizons = horizons if isinstance(horizons, list) else [horizons]
+    keys = sorted(grid)
+    for h in horizons:
+        h = None if h is None else eval_horizon(h, variables)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            method = dict(entry, **dict(zip(keys, values)))
+            if h is not None:
+                method["horizon"] = h
+            suffix = "".join(f"-{k}{v}" for k, v in zip(keys, values))
+            yield h, suffix, method
+
+
+def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
+    bench = cfg["benchmarks"][name]
+    adapter = benchmarks.get(name)
+    runs: list[RunSpec] = []
+    for task in bench["tasks"]:
+        variables = adapter.task_vars(task)
+        model = dict(bench["model"], **adapter.model_extras(bench, task))
+        for entry in bench["methods"]:
+            for h, suffix, method in _method_variants(entry, variables):
+                for seed in bench["seeds"]:
+                    tag = method["name"] + (f"-d{h}" if h is not None else "") + suffix
+                    run_id = f"{task}_{tag}_s{seed}"
+                    run_cfg = {"run_id": run_id, "benchmark": name, "task": task, "seed": seed,
+                               "model": dict(model), "method": method,
+                               "train": dict(bench["train"]), "runtime": dict(cfg["runtime"])}
+                    runs.append(RunSpec(run_id, name, task, method["name"], h, seed, run_cfg))
+    return _apply_overrides(runs, bench.get("run_overrides") or {}, name)
+
+
+def _apply_overrides(runs: list[RunSpec], overrides: dict, bench: str) -> list[RunSpec]:
+    ids = [r.run_id for r in runs]
+    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    if dupes:
+        raise ConfigError(f"benchmarks.{bench}.methods produce duplicate run ids: {dupes}")
+    unknown = sorted(set(overrides) - set(ids))
+    if unknown:
+        raise ConfigError(f"benchmarks.{bench}.run_overrides names unknown run(s) {unknown}; "
+                          f"runs are e.g. {ids[:3]}")
+    out = []
+    for run in runs:
+        if run.run_id in overrides:
+            cfg = deep_merge(run.config, overrides[run.run_id])
+            for part in ("model", "train"):
+                try:
+                    validate({k: v for k, v in cfg[part].items()
+                              if k not in ("vocab_size", "eos_id", "block_size")}, sub_schema(part))
+                except ConfigError as err:
+                    raise ConfigError(f"benchmarks.{bench}.run_overrides.{run.run_id}.{part}: {err}") from None
+            run = RunSpec(run.run_id, run.benchmark, run.task, run.method, run.horizon, run.seed, cfg)
+        out.append(run)
+    return out
+
+
+def expand_runs(cfg: dict, benchmark: str | None = None) -> dict[str, RunSpec]:
+    """All runs of the enabled benchmarks (or of one), keyed by run id."""
+    names = [benchmark] if benchmark else [b for b, c in cfg["benchmarks"].items() if c.get("enabled", True)]
+    return {r.run_id: r for name in names for r in expand_benchmark(cfg, name)}

@@ -1,0 +1,56 @@
+# Configuration, the run matrix and helpers shared by all rule files.
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)  # import `nextlat` from this checkout
+
+from nextlat import config as nlconfig
+from nextlat.runs import expand_runs
+
+CFG = nlconfig.merge_scale(config)
+validate(CFG, schema="../nextlat/schemas/config.schema.yaml")  # fills schema defaults
+RUNS = expand_runs(CFG)
+OUT = f"{CFG['results']}/{CFG['scale']}"
+RUNTIME = CFG["runtime"]
+USES_GPU = RUNTIME["accelerator"] in ("gpu", "cuda")
+
+
+wildcard_constraints:
+    task=r"g\d+x\d+",
+    run=r"[A-Za-z0-9_.\-]+",
+
+
+def lib(*patterns):
+    """Library files a rule's results depend on: listed as inputs so that editing them
+    reruns exactly the rules that use them (Snakemake does not track imported modules)."""
+    root = Path(workflow.basedir) / "nextlat"
+    return sorted(str(p) for pat in patterns for p in root.glob(pat))
+
+
+MODEL_CODE = lib("models/*.py", "objectives/*.py")
+
+
+def bench_cfg(name):
+    return CFG["benchmarks"][name]
+
+
+def runs_of(benchmark):
+    return [r for r in RUNS.values() if r.benchmark == benchmark]
+
+
+def run_cfg(wildcards):
+    """The fully resolved run config (goes through params: so changes rerun the run)."""
+    return RUNS[wildcards.run].config
+
+
+def data_dir(benchmark, task):
+    return f"{OUT}/{benchmark}/data/{task}"
+
+
+def all_targets():
+    targets = []
+    if "pathstar" in CFG["benchmarks"] and bench_cfg("pathstar").get("enabled", True):
+        targets += rules.fig6.output
+    return targets

@@ -1,0 +1,25 @@
+# Checkpoint evaluation on held-out data.
+
+
+rule eval_pathstar:
+    output:
+        f"{OUT}/pathstar/runs/{{run}}/eval.json",
+    input:
+        model=f"{OUT}/pathstar/runs/{{run}}/model.pt",
+        meta=lambda w: f"{data_dir('pathstar', RUNS[w.run].task)}/meta.json",
+        test=lambda w: f"{data_dir('pathstar', RUNS[w.run].task)}/test.parquet",
+        code=MODEL_CODE + lib("evaluation/pathstar.py", "training/checkpoint.py"),
+    params:
+        cfg=run_cfg,
+        eval=lambda w: bench_cfg("pathstar")["eval"],
+    log:
+        f"{OUT}/logs/eval/pathstar/{{run}}.log",
+    threads: RUNTIME["num_threads"] or 1
+    resources:
+        gpu=1 if USES_GPU else 0,
+        mem_mb=RUNTIME["mem_mb"],
+        runtime=60,
+    conda:
+        "../envs/eval.yaml"
+    script:
+        "../workflow_scripts/evaluate.py"

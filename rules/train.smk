@@ -1,0 +1,29 @@
+# Training: one job per run of the matrix (benchmark x task x method x horizon x seed).
+
+
+def train_inputs(wildcards):
+    run = RUNS[wildcards.run]
+    d = data_dir(run.benchmark, run.task)
+    return {"meta": f"{d}/meta.json", "train": f"{d}/train.parquet", "test": f"{d}/test.parquet"}
+
+
+rule train:
+    output:
+        model=f"{OUT}/{{benchmark}}/runs/{{run}}/model.pt",
+        config=f"{OUT}/{{benchmark}}/runs/{{run}}/config.yaml",
+    input:
+        unpack(train_inputs),
+        code=MODEL_CODE + lib("training/*.py", "data/dataset.py", "pipeline.py"),
+    params:
+        cfg=run_cfg,
+    log:
+        f"{OUT}/logs/train/{{benchmark}}/{{run}}.log",
+    threads: RUNTIME["num_threads"] or 1
+    resources:
+        gpu=RUNTIME["devices"] if USES_GPU else 0,
+        mem_mb=RUNTIME["mem_mb"],
+        runtime=RUNTIME["runtime_min"],
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../workflow_scripts/train.py"

@@ -1,0 +1,11 @@
+import sys
+from pathlib import Path
+
+sys.path.insert(0, snakemake.scriptdir)
+from _log import to_log  # noqa: E402
+
+to_log(snakemake)
+from nextlat.pipeline import make_data  # noqa: E402
+
+make_data(snakemake.params.benchmark, snakemake.wildcards.task, snakemake.params.data,
+          Path(snakemake.output.meta).parent)
