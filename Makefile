@@ -21,10 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --config scale=$(SCALE) --printshellcmds all
+	$(BIN)/snakemake all --cores $(CORES) --config scale=$(SCALE)
 
 smoke: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --config scale=smoke all
+	$(BIN)/snakemake all --cores $(CORES) --config scale=smoke
 
 report: $(STAMP)
 	$(BIN)/snakemake --cores 1 --config scale=$(SCALE) --report results/$(SCALE)/report.html

@@ -29,7 +29,10 @@ def lib(*patterns):
     return sorted(str(p) for pat in patterns for p in root.glob(pat))
 
 
-MODEL_CODE = lib("models/*.py", "objectives/*.py")
+def model_code(wildcards):
+    """Code that defines a run's model: the trunk, the interface and its own method."""
+    method = RUNS[wildcards.run].method
+    return lib("models/*.py", "objectives/__init__.py", "objectives/base.py", f"objectives/{method}.py")
 
 
 def bench_cfg(name):

@@ -8,7 +8,8 @@ rule eval_pathstar:
         model=f"{OUT}/pathstar/runs/{{run}}/model.pt",
         meta=lambda w: f"{data_dir('pathstar', RUNS[w.run].task)}/meta.json",
         test=lambda w: f"{data_dir('pathstar', RUNS[w.run].task)}/test.parquet",
-        code=MODEL_CODE + lib("evaluation/pathstar.py", "training/checkpoint.py"),
+        model_code=model_code,
+        code=lib("evaluation/pathstar.py", "training/checkpoint.py"),
     params:
         cfg=run_cfg,
         eval=lambda w: bench_cfg("pathstar")["eval"],

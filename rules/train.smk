@@ -13,7 +13,8 @@ rule train:
         config=f"{OUT}/{{benchmark}}/runs/{{run}}/config.yaml",
     input:
         unpack(train_inputs),
-        code=MODEL_CODE + lib("training/*.py", "data/dataset.py", "pipeline.py"),
+        model_code=model_code,
+        code=lib("training/*.py", "data/dataset.py", "pipeline.py"),
     params:
         cfg=run_cfg,
     log:
