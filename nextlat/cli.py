@@ -20,6 +20,17 @@ from . import config as nlconfig
 from .runs import expand_runs
 
 
+def _parse_value(text: str):
+    """YAML scalars/lists, plus floats YAML 1.1 leaves as strings (``3e-3``)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    return value
+
+
 def _load(args) -> dict:
     overrides = {}
     for item in args.set or []:
@@ -28,7 +39,7 @@ def _load(args) -> dict:
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
-        node[leaf] = yaml.safe_load(value)
+        node[leaf] = _parse_value(value)
     return nlconfig.load(args.config, args.scale, overrides)
 
 

@@ -95,3 +95,19 @@ def test_editing_plot_code_reruns_only_the_figure(workdir):
 def test_bad_config_key_stops_before_planning(workdir):
     out = snakemake(workdir, "-n", check=False, config=["runtime={'devicez': 2}"])
     assert "devicez" in out
+
+
+def test_second_workflow_copy_reuses_cached_datasets(tmp_path, monkeypatch):
+    monkeypatch.setenv("SNAKEMAKE_OUTPUT_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "cache").mkdir()
+    target = "results/smoke/pathstar/data/g2x4/meta.json"
+    copies = []
+    for name in ("a", "b"):
+        dst = tmp_path / name
+        shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "results", ".snakemake",
+                                                                 "__pycache__", "*.egg-info"))
+        copies.append(snakemake(dst, target, "--cache"))
+    assert "Moving output file" in copies[0] and "to cache" in copies[0]
+    assert "Moving output file" not in copies[1]  # the second copy only links
+    linked = tmp_path / "b" / target
+    assert linked.is_symlink() and linked.resolve().parent == (tmp_path / "cache").resolve()

@@ -154,8 +154,13 @@ class Transformer(nn.Module):
         return self.tok_emb(tokens)
 
     def forward(self, tokens: Tensor, layout: Layout | None = None, emb: Tensor | None = None,
-                causal: bool = True) -> Tensor:
-        """h for every position. Pass ``emb`` (= ``self.embed(tokens)``) to reuse the lookup."""
+                causal: bool = True, attn_mask: Tensor | None = None) -> Tensor:
+        """h for every position. Pass ``emb`` (= ``self.embed(tokens)``) to reuse the lookup.
+
+        ``attn_mask`` ((B, 1, T, T) bool, True = may attend) replaces the layout's causal
+        mask, e.g. ``layout.anticausal_mask()`` for a right-to-left encoder; positions
+        still come from ``layout``.
+        """
         B, T = tokens.shape
         if T > self.cfg.block_size:
             raise ValueError(f"sequence of {T} tokens exceeds model.block_size={self.cfg.block_size}")
@@ -165,7 +170,10 @@ class Transformer(nn.Module):
         if self.pos_emb is not None:
             x = x + self.pos_emb(pos)
         x = self.drop(x)
-        mask = layout.causal_mask() if causal else None
+        if attn_mask is not None:
+            mask = attn_mask
+        else:
+            mask = layout.causal_mask() if causal else None
         for block in self.blocks:
             x = block(x, mask, pos, self.rotary, causal)
         return self.norm_f(x)

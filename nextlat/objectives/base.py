@@ -5,7 +5,7 @@ and answers four questions; the trainer, evaluations and probes only ever ask th
 
 * ``loss(batch)``           -> :class:`StepOutput` (scalar loss + detached metrics)
 * ``logits(tokens, layout)`` -> next-token logits (B, T, V) used for generation and scoring
-* ``hidden_states(...)``    -> the state the paper probes / measures rank on (B, T, D)
+* ``hidden_states(..., which)`` -> the state the paper probes / measures rank on (B, T, D)
 * ``param_counts()``        -> parameters used in training and at inference (Table 4)
 
 To add a method: subclass :class:`Objective`, set ``name``, and register it with
@@ -77,7 +77,9 @@ class Objective(nn.Module):
     def logits(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
         raise NotImplementedError
 
-    def hidden_states(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
+    def hidden_states(self, tokens: Tensor, layout: Layout | None = None, which: str = "probe") -> Tensor:
+        """The paper's per-method state: ``which="probe"`` for linear probes (F.4),
+        ``"rank"`` for effective rank (F.1). They differ only for MTP and JTP."""
         raise NotImplementedError
 
     def inference_modules(self) -> list[nn.Module]:

@@ -56,8 +56,8 @@ class NextLat(Objective):
     def logits(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
         return self.head(self.trunk(tokens, layout))
 
-    def hidden_states(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
-        return self.trunk(tokens, layout)
+    def hidden_states(self, tokens: Tensor, layout: Layout | None = None, which: str = "probe") -> Tensor:
+        return self.trunk(tokens, layout)  # final-layer (normed) states, for probes and rank
 
     def inference_modules(self) -> list[nn.Module]:
         return [self.trunk, self.head]  # p_psi is not needed to generate
