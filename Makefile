@@ -17,7 +17,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
-	$(PIP) -e '.[workflow,test]'
+	$(PIP) -e '.[workflow,test,slurm]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -86,6 +86,14 @@ def cmd_train(args):
     print(path)
 
 
+def cmd_train_config(args):
+    """Train from a resolved run config file (a run's config.yaml); also the rank entry point."""
+    from .pipeline import train
+
+    run_cfg = yaml.safe_load(Path(args.run_config).read_text())
+    print(train(run_cfg, Path(args.data), Path(args.out), on_stale=args.on_stale, stop_after=args.stop_after))
+
+
 def cmd_eval(args):
     from .pipeline import evaluate
 
@@ -124,6 +132,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what to do with a checkpoint written under a different config")
     p.add_argument("--stop-after", type=int, default=None, help="stop after this many steps (resumable)")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-config", help="train from a resolved run config (a run's config.yaml)")
+    p.add_argument("run_config")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--on-stale", choices=["error", "restart"], default="error")
+    p.add_argument("--stop-after", type=int, default=None)
+    p.set_defaults(func=cmd_train_config)
 
     p = sub.add_parser("eval", parents=[common], help="evaluate a trained run")
     p.add_argument("run")

@@ -6,10 +6,16 @@ workflow runs is importable and testable without Snakemake.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
+
+log = logging.getLogger(__name__)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
@@ -57,14 +63,51 @@ def check_data_matches(run_cfg: dict, data_dir: str | Path) -> None:
 
 
 # --- training ----------------------------------------------------------------------------
+RANK_ENV = "NEXTLAT_RANK_PROCESS"  # set in processes that are already one rank of a run
+
+
+def launch_command(cfg_file: Path, data_dir: Path, out_dir: Path, on_stale: str, devices: int) -> list[str]:
+    """How to start the ranks of a multi-device run.
+
+    Inside a SLURM allocation every rank is a task of ``srun`` (Fabric reads its rank from
+    SLURM); elsewhere one process starts and Fabric's launcher spawns the other ranks.
+    """
+    cmd = [sys.executable, "-m", "nextlat.cli", "train-config", str(cfg_file), "--data", str(data_dir),
+           "--out", str(out_dir), "--on-stale", on_stale]
+    if os.environ.get("SLURM_JOB_ID") and shutil.which("srun"):
+        # one node; Lightning's SLURM environment requires --ntasks-per-node, not --ntasks
+        cmd = ["srun", "--nodes=1", f"--ntasks-per-node={devices}", "--kill-on-bad-exit=1", *cmd]
+    return cmd
+
+
 def train(run_cfg: dict, data_dir: str | Path, out_dir: str | Path, on_stale: str = "error",
-          stop_after: int | None = None) -> Path:
-    """Train one run; writes ``config.yaml`` (fully resolved) and ``model.pt`` in out_dir."""
+          stop_after: int | None = None) -> Path | None:
+    """Train one run; writes ``config.yaml`` (fully resolved) and ``model.pt`` in out_dir.
+
+    Multi-device runs (``runtime.devices > 1``) are started as separate rank processes.
+    Returns the final model's path (None if ``stop_after`` stopped the run early).
+    """
+    out_dir, data_dir = Path(out_dir), Path(data_dir)
+    check_data_matches(run_cfg, data_dir)
+    devices = int(run_cfg.get("runtime", {}).get("devices", 1))
+    if devices > 1 and not os.environ.get(RANK_ENV):
+        cfg_file = out_dir / "config.yaml"
+        _atomic_write_text(cfg_file, yaml.safe_dump(run_cfg, sort_keys=False))
+        cmd = launch_command(cfg_file, data_dir, out_dir, on_stale, devices)
+        log.info("launching %d ranks: %s", devices, " ".join(cmd))
+        # Ranks import the same `nextlat` as this process (a workflow copy, not whatever is installed).
+        root = str(Path(__file__).resolve().parents[1])
+        pythonpath = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+        sys.stdout.flush(), sys.stderr.flush()
+        subprocess.run(cmd, check=True, env={**os.environ, RANK_ENV: "1", "PYTHONPATH": pythonpath},
+                       stdout=sys.stdout, stderr=sys.stderr)  # ranks log where we log
+        final = out_dir / "model.pt"
+        return final if final.exists() else None
+
     from .training.trainer import train_run
 
-    out_dir = Path(out_dir)
-    check_data_matches(run_cfg, data_dir)
-    _atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(run_cfg, sort_keys=False))
+    if not os.environ.get(RANK_ENV):
+        _atomic_write_text(out_dir / "config.yaml", yaml.safe_dump(run_cfg, sort_keys=False))
     train_data, val_data = load_train_data(run_cfg["benchmark"], data_dir)
     return train_run(run_cfg, train_data, val_data, out_dir, on_stale=on_stale, stop_after=stop_after)
 

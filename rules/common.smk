@@ -14,7 +14,33 @@ validate(CFG, schema="../nextlat/schemas/config.schema.yaml")  # fills schema de
 RUNS = expand_runs(CFG)
 OUT = f"{CFG['results']}/{CFG['scale']}"
 RUNTIME = CFG["runtime"]
-USES_GPU = RUNTIME["accelerator"] in ("gpu", "cuda")
+USES_GPU = RUNTIME["request_gpus"] or RUNTIME["accelerator"] in ("gpu", "cuda")
+
+
+def job_resources(devices, runtime_min):
+    """Scheduler resources of a model job (training: all its devices; evaluation: one).
+
+    Read by Snakemake locally (`--resources gpu=N` caps concurrent GPU jobs) and by the
+    SLURM executor (gpu -> --gpus, tasks -> --ntasks, mem_mb, runtime). A job with several
+    ranks gets `mpi`, so the SLURM job step runs our own `srun --ntasks` (see
+    nextlat.pipeline.launch_command) instead of wrapping the job in `srun -n1`.
+    """
+    res = {"mem_mb": RUNTIME["mem_mb"], "runtime": runtime_min}
+    if USES_GPU:
+        res["gpu"] = devices
+        if RUNTIME["gpu_model"]:
+            res["gpu_model"] = RUNTIME["gpu_model"]
+        if RUNTIME["cpus_per_gpu"]:
+            res["cpus_per_gpu"] = RUNTIME["cpus_per_gpu"]
+    if devices > 1:
+        res.update(tasks=devices, mpi="srun")
+        if USES_GPU:  # the SLURM executor otherwise asks for `tasks` tasks per GPU
+            res["tasks_per_gpu"] = 1
+    return res
+
+
+TRAIN_RESOURCES = job_resources(RUNTIME["devices"], RUNTIME["runtime_min"])
+EVAL_RESOURCES = job_resources(1, 60)
 
 
 wildcard_constraints:

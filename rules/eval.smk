@@ -17,9 +17,7 @@ rule eval_pathstar:
         f"{OUT}/logs/eval/pathstar/{{run}}.log",
     threads: RUNTIME["num_threads"] or 1
     resources:
-        gpu=1 if USES_GPU else 0,
-        mem_mb=RUNTIME["mem_mb"],
-        runtime=60,
+        **EVAL_RESOURCES,
     conda:
         "../envs/eval.yaml"
     script:

@@ -21,9 +21,7 @@ rule train:
         f"{OUT}/logs/train/{{benchmark}}/{{run}}.log",
     threads: RUNTIME["num_threads"] or 1
     resources:
-        gpu=RUNTIME["devices"] if USES_GPU else 0,
-        mem_mb=RUNTIME["mem_mb"],
-        runtime=RUNTIME["runtime_min"],
+        **TRAIN_RESOURCES,
     conda:
         "../envs/train.yaml"
     script:

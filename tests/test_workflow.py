@@ -111,3 +111,23 @@ def test_second_workflow_copy_reuses_cached_datasets(tmp_path, monkeypatch):
     assert "Moving output file" not in copies[1]  # the second copy only links
     linked = tmp_path / "b" / target
     assert linked.is_symlink() and linked.resolve().parent == (tmp_path / "cache").resolve()
+
+
+def test_editing_objective_code_retrains_only_that_method(workdir):
+    code = workdir / "nextlat/objectives/nextlat.py"
+    original = code.read_text()
+    code.write_text(original + "\n# an edit\n")
+    try:
+        jobs = planned(snakemake(workdir, "-n", "fig6"))
+    finally:
+        code.write_text(original)
+    assert sorted(jobs) == ["eval_pathstar", "fig6", "train"]
+    assert jobs["train"] == ["benchmark=pathstar, run=g2x4_nextlat-d2_s0"]
+
+
+def test_report_has_every_figure_and_table(workdir):
+    out = workdir / "report.html"
+    snakemake(workdir, "--report", str(out))
+    html = out.read_text()
+    assert "fig6_pathstar.png" in html and "fig6_pathstar.csv" in html
+    assert "Path-Star (Figure 6): solve rate" in html  # the caption
