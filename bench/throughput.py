@@ -45,7 +45,7 @@ PAPER_RATIO = {
     ("bst", None): 0.29,
 }
 
-DEFAULT_METHODS = "gpt,nextlat:1,nextlat:2,nextlat:8"
+DEFAULT_METHODS = ",".join(["gpt", "bst"] + [f"{m}:{d}" for m in ("mtp", "jtp", "nextlat") for d in (1, 2, 8)])
 
 
 # --- setup ------------------------------------------------------------------------------
@@ -268,7 +268,7 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     methods = [parse_method(s) for s in args.methods.split(",") if s.strip()]
     cfg = ModelConfig(vocab_size=args.vocab, n_layer=args.layers, n_head=args.heads,
-                      n_embd=args.dim, block_size=args.seq_len)
+                      n_embd=args.dim, block_size=args.seq_len + 1)  # BST encodes all L+1 tokens
     batch = make_batch(cfg, args.batch, args.seq_len, args.device)
     print(f"model: {args.layers} layers, {args.heads} heads, dim {args.dim}, vocab {args.vocab}; "
           f"batch {args.batch} x {args.seq_len} tokens; device {args.device}, "

@@ -9,11 +9,9 @@ from nextlat.models.layout import Layout
 from nextlat.objectives import Batch, build_objective
 from nextlat.objectives.base import IGNORE
 
-V, EOS = 23, 22
+from _tokens import EOS, V, full, model_cfg, packed_row, rand_tokens
 
 
-def model_cfg(**kw):
-    return dict(dict(vocab_size=V, n_layer=2, n_head=2, n_embd=32, block_size=64, eos_id=EOS), **kw)
 
 
 def make(method="jtp", seed=0, horizon=3, lambda_mtp=1.0, **kw):
@@ -28,20 +26,10 @@ def make(method="jtp", seed=0, horizon=3, lambda_mtp=1.0, **kw):
     return obj
 
 
-def rand_tokens(B=3, L=20, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, EOS, (B, L), generator=g)
 
 
-def full(x):
-    return Batch(x, torch.ones_like(x, dtype=torch.bool))
 
 
-def packed_row():
-    row = rand_tokens(1, 24, seed=3)[0]
-    for i in (0, 9, 12):
-        row[i] = EOS
-    return row[None]
 
 
 # --- the Fetch head, by hand -------------------------------------------------------------------

@@ -7,11 +7,12 @@ from nextlat.models.layout import Layout
 from nextlat.objectives import Batch, build_objective
 from nextlat.objectives.base import IGNORE
 
-V, EOS = 23, 22
+from _tokens import EOS, V, full, packed_row, rand_tokens
+from _tokens import model_cfg as _model_cfg
 
 
 def model_cfg(**kw):
-    return dict(dict(vocab_size=V, n_layer=3, n_head=2, n_embd=32, block_size=64, eos_id=EOS), **kw)
+    return _model_cfg(**{"n_layer": 3, **kw})
 
 
 def make(method="mtp", seed=0, horizon=3, lambda_mtp=1.0, memory_efficient=False, **kw):
@@ -22,20 +23,10 @@ def make(method="mtp", seed=0, horizon=3, lambda_mtp=1.0, memory_efficient=False
     return build_objective(model_cfg(**kw), meth).double()
 
 
-def rand_tokens(B=3, L=20, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, EOS, (B, L), generator=g)
 
 
-def full(x):
-    return Batch(x, torch.ones_like(x, dtype=torch.bool))
 
 
-def packed_row():
-    row = rand_tokens(1, 24, seed=3)[0]
-    for i in (0, 9, 12):
-        row[i] = EOS
-    return row[None]
 
 
 def _grads(obj, loss):

@@ -7,11 +7,9 @@ from nextlat.models.layout import Layout
 from nextlat.objectives import Batch, build_objective
 from nextlat.objectives.base import IGNORE, token_ce
 
-V, EOS = 23, 22
+from _tokens import EOS, V, model_cfg, packed_row, rand_tokens
 
 
-def model_cfg(**kw):
-    return dict(dict(vocab_size=V, n_layer=2, n_head=2, n_embd=32, block_size=64, eos_id=EOS), **kw)
 
 
 def make(method="nextlat", seed=0, **kw):
@@ -23,17 +21,8 @@ def make(method="nextlat", seed=0, **kw):
     return build_objective(model_cfg(**kw), meth).double()
 
 
-def rand_tokens(B=3, L=20, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randint(0, EOS, (B, L), generator=g)  # no EOS unless placed
 
 
-def packed_row():
-    # three documents: EOS starts each; the middle one is a single EOS-led token pair.
-    row = rand_tokens(1, 24, seed=3)[0]
-    for i in (0, 9, 12):
-        row[i] = EOS
-    return row[None]
 
 
 # --- the d-step rollout ------------------------------------------------------------------

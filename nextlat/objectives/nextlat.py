@@ -12,9 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.layout import Layout
-from ..models.transformer import ModelConfig, Transformer, init_weights, make_norm
-from .base import Batch, Objective, StepOutput, register, token_accuracy, token_ce, upcast
+from ..models.transformer import ModelConfig, init_weights, make_norm
+from .base import Batch, StepOutput, register, token_accuracy, token_ce, upcast
+from .gpt import GPT
 
 
 class LatentDynamics(nn.Module):
@@ -37,7 +37,9 @@ class LatentDynamics(nn.Module):
 
 
 @register
-class NextLat(Objective):
+class NextLat(GPT):
+    """GPT's trunk and head (same generation, probes and inference parameters) plus p_psi."""
+
     name = "nextlat"
 
     def __init__(self, model: ModelConfig, method: dict):
@@ -48,19 +50,8 @@ class NextLat(Objective):
         self.lambda_next_h = float(method.get("lambda_next_h", 1.0))
         self.lambda_kl = float(method.get("lambda_kl", 1.0))
         self.latent_ce = bool(method.get("latent_ce", False))
-        self.trunk = Transformer(model)
-        self.head = nn.Linear(model.n_embd, model.vocab_size, bias=False)
         self.dynamics = LatentDynamics(model, int(method.get("dyn_hidden") or model.n_embd))
-        init_weights(self)
-
-    def logits(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
-        return self.head(self.trunk(tokens, layout))
-
-    def hidden_states(self, tokens: Tensor, layout: Layout | None = None, which: str = "probe") -> Tensor:
-        return self.trunk(tokens, layout)  # final-layer (normed) states, for probes and rank
-
-    def inference_modules(self) -> list[nn.Module]:
-        return [self.trunk, self.head]  # p_psi is not needed to generate
+        init_weights(self.dynamics)  # p_psi is training-only: inference_modules stay GPT's
 
     def rollout(self, h: Tensor, emb: Tensor, steps: int) -> list[Tensor]:
         """Teacher-forced multi-step predictions.

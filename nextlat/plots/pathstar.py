@@ -96,8 +96,8 @@ def plot_pathstar(records, png_path, pdf_path, decoding: str = "greedy") -> list
     paths = [Path(png_path), Path(pdf_path)]
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")  # keep the wide legend
+    fig.savefig(paths[1], bbox_inches="tight")
     plt.close(fig)
     return paths
 
