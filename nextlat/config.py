@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
-
 import jsonschema
 import yaml
 
@@ -102,11 +100,3 @@ def sub_schema(name: str) -> dict:
     schema = load_schema()
     return {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{name}"}
 
-
-def get(cfg: dict, dotted: str, default: Any = None) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return default
-        node = node[part]
-    return node

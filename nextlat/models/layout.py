@@ -26,10 +26,6 @@ class Layout:
     pos_ids: Tensor | None = None  # (B, T) long, position inside the document
 
     @staticmethod
-    def single(tokens: Tensor) -> "Layout":
-        return Layout()
-
-    @staticmethod
     def packed(tokens: Tensor, eos_id: int) -> "Layout":
         doc_ids, pos_ids = document_ids(tokens, eos_id)
         return Layout(doc_ids, pos_ids)
@@ -42,12 +38,6 @@ class Layout:
         if self.pos_ids is not None:
             return self.pos_ids
         return torch.arange(T, device=device).expand(B, T)
-
-    def slice(self, start: int | None, stop: int | None) -> "Layout":
-        """The layout of ``tokens[:, start:stop]`` (positions keep their values)."""
-        if not self.is_packed:
-            return self
-        return Layout(self.doc_ids[:, start:stop], self.pos_ids[:, start:stop])
 
     def causal_mask(self) -> Tensor | None:
         """(B, 1, T, T) boolean mask, True = may attend; None means plain causal."""

@@ -71,7 +71,8 @@ class NextLat(GPT):
 
         Returns ``logits``, ``targets`` and ``steps``: for i = 1..d a dict with per-position
         ``next_h`` (B, T-i) SmoothL1 summed over D, ``kl`` (B, T-i), and their masks
-        ``h_mask`` (term may be trained) and ``kl_mask`` (also: its target is supervised).
+        ``h_mask`` (term may be trained) and ``kl_mask`` (also: its target is supervised);
+        ``kl`` is 0 where ``kl_mask`` is False (it is only computed where it is trained).
         """
         inputs, targets = batch.inputs, batch.targets
         layout = batch.layout(self.model_cfg.eos_id)
@@ -90,12 +91,17 @@ class NextLat(GPT):
             # Term (t, i) read tokens x_{t+1..t+i}: drop it if any of them opened a new
             # document. Next-h is not masked on prompts; the KL is a token loss on x_{t+i+1}.
             h_mask = torch.ones_like(supervised[:, i:]) & layout.same_doc(i)
+            kl_mask = h_mask & supervised[:, i:]
             sl1 = F.smooth_l1_loss(upcast(pred), upcast(h_target[:, i:]), reduction="none", beta=1.0)
-            student_logits = pred @ frozen_head.t()
-            student_logp = F.log_softmax(upcast(student_logits), dim=-1)
-            kl = (teacher_logp[:, i:].exp() * (teacher_logp[:, i:] - student_logp)).sum(-1)
-            steps.append({"next_h": sl1.sum(-1), "kl": kl, "h_mask": h_mask,
-                          "kl_mask": h_mask & supervised[:, i:], "student_logits": student_logits})
+            # The (positions x V) head product is the costly part of the KL: run it only where
+            # the KL is trained (on Path-Star/Countdown most positions are prompt).
+            sel = kl_mask.nonzero(as_tuple=True)
+            student_logits = pred[sel] @ frozen_head.t()
+            teacher = teacher_logp[:, i:][sel]
+            kl_sel = (teacher.exp() * (teacher - F.log_softmax(upcast(student_logits), dim=-1))).sum(-1)
+            kl = kl_sel.new_zeros(kl_mask.shape).index_put(sel, kl_sel)
+            steps.append({"next_h": sl1.sum(-1), "kl": kl, "h_mask": h_mask, "kl_mask": kl_mask,
+                          "student_logits": student_logits, "student_targets": targets[:, i:][sel]})
         return {"logits": logits, "targets": targets, "steps": steps}
 
     def loss(self, batch: Batch) -> StepOutput:
@@ -104,14 +110,13 @@ class NextLat(GPT):
         ce = token_ce(logits, targets)
         D = self.model_cfg.n_embd
         next_h = kl = latent_ce = upcast(logits.new_zeros(()))
-        for i, s in enumerate(steps, start=1):
+        for s in steps:
             # SmoothL1 is a mean over every valid element (positions x D), KL over positions.
             next_h = next_h + (s["next_h"] * s["h_mask"]).sum() / (s["h_mask"].sum().clamp(min=1) * D)
             kl = kl + (s["kl"] * s["kl_mask"]).sum() / s["kl_mask"].sum().clamp(min=1)
             if self.latent_ce:  # logging only (the official code always computes it; it costs)
                 with torch.no_grad():
-                    tgt = targets[:, i:].masked_fill(~s["kl_mask"], -100)
-                    latent_ce = latent_ce + token_ce(s["student_logits"], tgt)
+                    latent_ce = latent_ce + token_ce(s["student_logits"], s["student_targets"])
         d = max(len(steps), 1)
         next_h, kl = next_h / d, kl / d
         loss = ce + self.lambda_next_h * next_h + self.lambda_kl * kl
