@@ -70,8 +70,10 @@ def runs_of(benchmark):
 
 
 def run_cfg(wildcards):
-    """The fully resolved run config (goes through params: so changes rerun the run)."""
-    return RUNS[wildcards.run].config
+    """What defines a run (goes through params:, so a change reruns it). `runtime` is left
+    out on purpose: devices, precision or threads never retrain anything (use
+    --forcerun to retrain after such a change); scripts read it from the config instead."""
+    return {k: v for k, v in RUNS[wildcards.run].config.items() if k != "runtime"}
 
 
 def data_dir(benchmark, task):

@@ -131,3 +131,9 @@ def test_report_has_every_figure_and_table(workdir):
     html = out.read_text()
     assert "fig6_pathstar.png" in html and "fig6_pathstar.csv" in html
     assert "Path-Star (Figure 6): solve rate" in html  # the caption
+
+
+def test_runtime_settings_retrain_nothing(workdir):
+    (workdir / "runtime.yaml").write_text(yaml.safe_dump({"runtime": {"num_threads": 2, "compile": True}}))
+    out = snakemake(workdir, "-n", "fig6", "--configfile", "runtime.yaml")
+    assert "Nothing to be done" in out, out[-2000:]

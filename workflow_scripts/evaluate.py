@@ -5,7 +5,9 @@ sys.path.insert(0, snakemake.scriptdir)
 from _log import to_log  # noqa: E402
 
 to_log(snakemake)
+from nextlat.config import resolve  # noqa: E402
 from nextlat.pipeline import evaluate  # noqa: E402
 
-evaluate(snakemake.params.cfg, snakemake.input.model, Path(snakemake.input.meta).parent,
+run_cfg = {**snakemake.params.cfg, "runtime": resolve(snakemake.config)["runtime"]}
+evaluate(run_cfg, snakemake.input.model, Path(snakemake.input.meta).parent,
          snakemake.params.eval, snakemake.output[0])
