@@ -1,7 +1,6 @@
 """BST (Belief State Transformer): pairs, encoders, the chunked loss, generation."""
 import pytest
 import torch
-import torch.nn.functional as F
 
 from nextlat.models.layout import Layout, backward_document_ids
 from nextlat.objectives import Batch, build_objective

@@ -9,7 +9,7 @@ from nextlat.models.layout import Layout
 from nextlat.objectives import Batch, build_objective
 from nextlat.objectives.base import IGNORE
 
-from _tokens import EOS, V, full, model_cfg, packed_row, rand_tokens
+from _tokens import EOS, full, model_cfg, packed_row, rand_tokens
 
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from _workflow import ROOT, copy_workflow
+
 CLUSTER = ROOT / "tests" / "slurm" / "cluster.sh"
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 
@@ -50,9 +51,7 @@ def cluster():
 @pytest.fixture(scope="module")
 def workflow(tmp_path_factory):
     """A copy of the workflow with a test profile (partitions main/gpu, account testacc)."""
-    dst = tmp_path_factory.mktemp("slurm") / "repo"
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "results", ".snakemake",
-                                                             "__pycache__", "*.egg-info"))
+    dst = copy_workflow(tmp_path_factory.mktemp("slurm") / "repo")
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     profile["default-resources"].update(slurm_partition="main", slurm_account="testacc", mem_mb=1000, runtime=10)
     profile["set-resources"]["train"]["slurm_partition"] = "gpu"

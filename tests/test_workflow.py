@@ -4,7 +4,6 @@ Runs on a temporary copy of the checkout so that results and .snakemake metadata
 touch the working tree.
 """
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from _workflow import copy_workflow
+
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 FIG = "results/smoke/figures/fig6_pathstar.png"
 
@@ -40,9 +40,7 @@ def planned(output: str) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    dst = tmp_path_factory.mktemp("wf") / "repo"
-    shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "results", ".snakemake",
-                                                             "__pycache__", "*.egg-info"))
+    dst = copy_workflow(tmp_path_factory.mktemp("wf") / "repo")
     snakemake(dst, "fig6")
     return dst
 
@@ -81,15 +79,19 @@ def test_changing_one_runs_hyperparameter_reruns_only_that_run(workdir):
     assert "Params have changed" in out
 
 
-def test_editing_plot_code_reruns_only_the_figure(workdir):
-    plot = workdir / "nextlat/plots/pathstar.py"
-    original = plot.read_text()
-    plot.write_text(original + "\n# an edit\n")
+def planned_after_edit(workdir, rel: str) -> dict[str, list[str]]:
+    """The dry-run plan after appending a comment to one library file (then restored)."""
+    path = workdir / rel
+    original = path.read_text()
+    path.write_text(original + "\n# an edit\n")
     try:
-        jobs = planned(snakemake(workdir, "-n", "fig6"))
+        return planned(snakemake(workdir, "-n", "fig6"))
     finally:
-        plot.write_text(original)
-    assert sorted(jobs) == ["fig6"]
+        path.write_text(original)
+
+
+def test_editing_plot_code_reruns_only_the_figure(workdir):
+    assert sorted(planned_after_edit(workdir, "nextlat/plots/pathstar.py")) == ["fig6"]
 
 
 def test_bad_config_key_stops_before_planning(workdir):
@@ -103,10 +105,7 @@ def test_second_workflow_copy_reuses_cached_datasets(tmp_path, monkeypatch):
     target = "results/smoke/pathstar/data/g2x4/meta.json"
     copies = []
     for name in ("a", "b"):
-        dst = tmp_path / name
-        shutil.copytree(ROOT, dst, ignore=shutil.ignore_patterns(".venv", ".git", "results", ".snakemake",
-                                                                 "__pycache__", "*.egg-info"))
-        copies.append(snakemake(dst, target, "--cache"))
+        copies.append(snakemake(copy_workflow(tmp_path / name), target, "--cache"))
     assert "Moving output file" in copies[0] and "to cache" in copies[0]
     assert "Moving output file" not in copies[1]  # the second copy only links
     linked = tmp_path / "b" / target
@@ -114,13 +113,7 @@ def test_second_workflow_copy_reuses_cached_datasets(tmp_path, monkeypatch):
 
 
 def test_editing_objective_code_retrains_only_that_method(workdir):
-    code = workdir / "nextlat/objectives/nextlat.py"
-    original = code.read_text()
-    code.write_text(original + "\n# an edit\n")
-    try:
-        jobs = planned(snakemake(workdir, "-n", "fig6"))
-    finally:
-        code.write_text(original)
+    jobs = planned_after_edit(workdir, "nextlat/objectives/nextlat.py")
     assert sorted(jobs) == ["eval_pathstar", "fig6", "train"]
     assert jobs["train"] == ["benchmark=pathstar, run=g2x4_nextlat-d2_s0"]
 
