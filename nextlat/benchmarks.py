@@ -1,36 +1,106 @@
-"""What the run matrix needs to know about each benchmark at plan time.
+"""Everything the pipeline needs to know about each benchmark, in one place.
 
-An adapter maps a task name to its variables (used in horizon expressions) and to the
-model fields fixed by the data (vocabulary, EOS id, sequence length), without reading
-any generated file, so Snakemake can plan the whole DAG before data exists.
+An :class:`Adapter` answers the plan-time questions (a task's variables for horizon
+expressions; the model fields fixed by the data: vocabulary, EOS id, sequence length)
+without reading any generated file, so Snakemake can plan the whole DAG before data
+exists, and names the stage functions (generate data, load training data, evaluate).
+Adding a benchmark = one adapter here + its data/evaluation modules + its rules.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
-from .data import pathstar
+from pathlib import Path
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
 class Adapter:
     task_vars: Callable[[str], dict[str, int]]
     model_extras: Callable[[dict, str], dict]
+    make_data: Callable[[str, dict, Path, Any], Any]  # (task, data config, out_dir, workers)
+    load_train: Callable[[Path], tuple]  # data_dir -> (train, val) TokenDatasets
+    evaluate: Callable[..., dict]  # (objective, data_dir, eval config, seed, device) -> metrics
 
 
+# --- Path-Star (Figure 6) ------------------------------------------------------------------
 def _pathstar_vars(task: str) -> dict[str, int]:
+    from .data import pathstar
+
     d, l = pathstar.parse_task(task)
     return {"d": d, "l": l}
 
 
 def _pathstar_model(bench: dict, task: str) -> dict:
+    from .data import pathstar
+
     d, l = pathstar.parse_task(task)
     n = bench["data"]["n_nodes"]
     return {"vocab_size": pathstar.vocab_size(n), "eos_id": pathstar.eos_id(n),
             "block_size": pathstar.seq_len(d, l)}
 
 
-ADAPTERS = {"pathstar": Adapter(_pathstar_vars, _pathstar_model)}
+def _pathstar_data(task: str, data: dict, out_dir: Path, workers=None):
+    from .data import pathstar
+
+    d, l = pathstar.parse_task(task)
+    return pathstar.write_dataset(out_dir, d, l, data["n_nodes"], data["n_train"], data["n_test"],
+                                  data.get("seed", 0))
+
+
+def _pathstar_train(data_dir: Path):
+    # Held-out graphs serve as validation loss only; reported results always come from the
+    # final weights, never from a validation-selected checkpoint.
+    from .data import pathstar
+
+    return pathstar.load_split(data_dir, "train"), pathstar.load_split(data_dir, "test")
+
+
+def _pathstar_eval(objective, data_dir: Path, cfg: dict, seed: int, device: str) -> dict:
+    from .evaluation.pathstar import evaluate_pathstar
+
+    return evaluate_pathstar(objective, data_dir, cfg["decodings"], batch_size=cfg["batch_size"],
+                             max_graphs=cfg.get("max_graphs"), seed=seed, device=device)
+
+
+# --- Countdown (Figures 4 and 5) -----------------------------------------------------------
+def _countdown_vars(task: str) -> dict[str, int]:
+    return {}  # horizons are plain integers (1, 4, 8)
+
+
+def _countdown_model(bench: dict, task: str) -> dict:
+    from .data import countdown
+
+    data = bench["data"]
+    return {"vocab_size": countdown.vocab_size(data["max_number"]), "eos_id": countdown.eos_id(data["max_number"]),
+            "block_size": countdown.seq_len(data["n_pause"])}
+
+
+def _countdown_data(task: str, data: dict, out_dir: Path, workers=None):
+    from .data import countdown
+
+    return countdown.write_dataset(out_dir, data["n_train"], data["n_test"], data["seed"],
+                                   max_target=data["max_target"], max_number=data["max_number"],
+                                   n_pause=data["n_pause"], workers=data.get("workers") or workers)
+
+
+def _countdown_train(data_dir: Path):
+    # The test split (held-out targets) doubles as validation loss, as for Path-Star.
+    from .data import countdown
+
+    return countdown.load_split(data_dir, "train"), countdown.load_split(data_dir, "test")
+
+
+def _countdown_eval(objective, data_dir: Path, cfg: dict, seed: int, device: str) -> dict:
+    from .evaluation.countdown import evaluate_countdown
+
+    return evaluate_countdown(objective, data_dir, cfg["decodings"], batch_size=cfg["batch_size"],
+                              max_problems=cfg.get("max_problems"), seed=seed, device=device)
+
+
+ADAPTERS = {
+    "countdown": Adapter(_countdown_vars, _countdown_model, _countdown_data, _countdown_train, _countdown_eval),
+    "pathstar": Adapter(_pathstar_vars, _pathstar_model, _pathstar_data, _pathstar_train, _pathstar_eval),
+}
 
 
 def get(name: str) -> Adapter:

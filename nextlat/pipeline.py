@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from . import benchmarks
+
 log = logging.getLogger(__name__)
 
 
@@ -26,24 +28,14 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 
 # --- data --------------------------------------------------------------------------------
-def make_data(benchmark: str, task: str, data_cfg: dict, out_dir: str | Path) -> None:
-    if benchmark != "pathstar":
-        raise ValueError(f"no data generator for benchmark {benchmark!r}")
-    from .data import pathstar
-
-    d, l = pathstar.parse_task(task)
-    pathstar.write_dataset(out_dir, d, l, data_cfg["n_nodes"], data_cfg["n_train"],
-                           data_cfg["n_test"], data_cfg.get("seed", 0))
+def make_data(benchmark: str, task: str, data_cfg: dict, out_dir: str | Path, workers: int | None = None) -> None:
+    """Generate a dataset; ``workers`` (processes) never changes what is generated."""
+    benchmarks.get(benchmark).make_data(task, data_cfg, Path(out_dir), workers)
 
 
 def load_train_data(benchmark: str, data_dir: str | Path):
-    """(train, val) TokenDatasets. Path-Star monitors held-out graphs as val loss only;
-    reported results always come from the final weights, never from a val-selected model."""
-    if benchmark != "pathstar":
-        raise ValueError(f"no training data loader for benchmark {benchmark!r}")
-    from .data import pathstar
-
-    return pathstar.load_split(data_dir, "train"), pathstar.load_split(data_dir, "test")
+    """(train, val) TokenDatasets for a benchmark's generated data."""
+    return benchmarks.get(benchmark).load_train(Path(data_dir))
 
 
 def check_data_matches(run_cfg: dict, data_dir: str | Path) -> None:
@@ -127,12 +119,8 @@ def evaluate(run_cfg: dict, model_path: str | Path, data_dir: str | Path, eval_c
         wants_gpu = runtime.get("accelerator", "auto") in ("auto", "gpu", "cuda")
         device = "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
     model = load_model(model_path, expected_cfg=run_cfg, device=device)
-    if run_cfg["benchmark"] != "pathstar":
-        raise ValueError(f"no evaluation for benchmark {run_cfg['benchmark']!r}")
-    from .evaluation.pathstar import evaluate_pathstar
-
-    metrics = evaluate_pathstar(model, data_dir, eval_cfg["decodings"], batch_size=eval_cfg["batch_size"],
-                                max_graphs=eval_cfg.get("max_graphs"), seed=run_cfg["seed"], device=device)
+    metrics = benchmarks.get(run_cfg["benchmark"]).evaluate(model, Path(data_dir), eval_cfg,
+                                                            run_cfg["seed"], device)
     record = {"run": {k: run_cfg.get(k) for k in ("run_id", "benchmark", "task", "seed")}
               | {"method": run_cfg["method"]["name"], "horizon": run_cfg["method"].get("horizon")},
               "metrics": metrics, "params": model.param_counts()}
@@ -152,3 +140,15 @@ def pathstar_figure(eval_jsons, png: str | Path, pdf: str | Path, csv: str | Pat
     records = load_records(eval_jsons)
     plot_pathstar(records, png, pdf)
     write_table(pathstar_table(records), csv, md)
+
+
+def countdown_table(eval_jsons, csv: str | Path, md: str | Path) -> None:
+    from .tables import countdown_table as table, write_table
+
+    write_table(table(load_records(eval_jsons)), csv, md, digits=1)
+
+
+def countdown_figure(eval_jsons, png: str | Path, pdf: str | Path) -> None:
+    from .plots.countdown import plot_countdown_validity
+
+    plot_countdown_validity(load_records(eval_jsons), png, pdf)

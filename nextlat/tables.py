@@ -140,6 +140,46 @@ def sort_settings(table: pd.DataFrame) -> pd.DataFrame:
     return table.iloc[sorted(range(len(table)), key=key)].reset_index(drop=True)
 
 
+# --- Countdown (Figure 4) --------------------------------------------------------------
+
+# Figure 4's accuracies (%), keyed by (method, horizon).
+PAPER_COUNTDOWN = {("gpt", None): 33.1, ("bst", None): 42.3,
+                   ("mtp", 1): 39.2, ("mtp", 4): 49.7, ("mtp", 8): 57.3,
+                   ("jtp", 1): 39.0, ("jtp", 4): 49.4, ("jtp", 8): 55.0,
+                   ("nextlat", 1): 54.8, ("nextlat", 4): 57.6, ("nextlat", 8): 58.7}
+
+
+def countdown_table(records: Iterable[dict]) -> pd.DataFrame:
+    """One row per method[ d=h]: solve rates (strict checker; greedy and sampled; and the
+    paper's lenient checker on samples), mean and std over seeds, in percent, beside the
+    paper's Figure 4 accuracy."""
+    df = records_frame(records)
+    df = df[df["benchmark"] == "countdown"]
+    keys = ["method", "horizon"]
+    table = None
+    for metric, name in (("solve_rate/greedy", "greedy"), ("solve_rate/sample", "sample"),
+                         ("solve_rate_paper/sample", "sample_paper_checker")):
+        part = summarize(df, metric, keys)
+        part[["mean", "std"]] = part[["mean", "std"]] * 100
+        part = part.rename(columns={"mean": f"{name}_mean", "std": f"{name}_std", "n": "seeds"})
+        table = part if table is None else table.merge(part.drop(columns="seeds"), on=keys)
+    params = df.groupby(keys, dropna=False, sort=False).agg(
+        params_training=("params/training", "first"), params_inference=("params/inference", "first"),
+    ).reset_index()
+    table = table.merge(params, on=keys)
+    order = sorted(range(len(table)), key=lambda i: (method_rank(table["method"].iat[i]),
+                   -1 if pd.isna(table["horizon"].iat[i]) else int(table["horizon"].iat[i])))
+    table = table.iloc[order].reset_index(drop=True)
+    horizons = [None if pd.isna(h) else int(h) for h in table["horizon"]]
+    table["paper_acc"] = [PAPER_COUNTDOWN.get((m, h), float("nan")) for m, h in zip(table["method"], horizons)]
+    table["method_name"] = table["method"]
+    table["method"] = [method_label(m, h) for m, h in zip(table["method_name"], horizons)]
+    cols = ["method", "greedy_mean", "greedy_std", "sample_mean", "sample_std",
+            "sample_paper_checker_mean", "sample_paper_checker_std", "paper_acc", "seeds",
+            "params_training", "params_inference", "method_name", "horizon"]
+    return table[cols]
+
+
 # --- writing ----------------------------------------------------------------------------
 def _mean_std(mean, std, digits: int) -> str:
     if mean is None or pd.isna(mean):
@@ -179,17 +219,17 @@ def markdown(df: pd.DataFrame) -> str:
 
 
 def write_table(df: pd.DataFrame, csv_path, md_path,
-                drop: Sequence[str] = ("task", "method_name", "horizon")) -> None:
+                drop: Sequence[str] = ("task", "method_name", "horizon"), digits: int = 3) -> None:
     """Write the numeric table as CSV and a readable Markdown version (``drop`` columns are
     join keys that only clutter the Markdown)."""
     csv_path, md_path = Path(csv_path), Path(md_path)
     for path in (csv_path, md_path):
         path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(csv_path, index=False)
-    shown = display_frame(df.drop(columns=[c for c in drop if c in df.columns]))
+    shown = display_frame(df.drop(columns=[c for c in drop if c in df.columns]), digits)
     md_path.write_text(markdown(shown) + "\n")
 
 
-__all__ = ["records_frame", "summarize", "method_label", "pathstar_table", "write_table",
+__all__ = ["records_frame", "summarize", "method_label", "pathstar_table", "countdown_table", "write_table",
            "display_frame", "markdown", "graph_label", "graph_size", "method_rank",
            "PAPER_PATHSTAR", "METHOD_ORDER"]

@@ -44,7 +44,8 @@ EVAL_RESOURCES = job_resources(1, 60)
 
 
 wildcard_constraints:
-    task=r"g\d+x\d+",
+    benchmark="|".join(CFG["benchmarks"]),
+    task=r"[a-z0-9]+",
     run=r"[A-Za-z0-9_.\-]+",
 
 
@@ -65,8 +66,8 @@ def bench_cfg(name):
     return CFG["benchmarks"][name]
 
 
-def runs_of(benchmark):
-    return [r for r in RUNS.values() if r.benchmark == benchmark]
+def evals_of(benchmark):
+    return [f"{OUT}/{benchmark}/runs/{r.run_id}/eval.json" for r in RUNS.values() if r.benchmark == benchmark]
 
 
 def run_cfg(wildcards):
@@ -80,8 +81,25 @@ def data_dir(benchmark, task):
     return f"{OUT}/{benchmark}/data/{task}"
 
 
+def run_data(wildcards):
+    """The generated dataset a run trains and is evaluated on."""
+    run = RUNS[wildcards.run]
+    d = data_dir(run.benchmark, run.task)
+    return {"meta": f"{d}/meta.json", "train": f"{d}/train.parquet", "test": f"{d}/test.parquet"}
+
+
+# Data generation that runs in parallel asks the scheduler for this many cores.
+DATA_THREADS = {"countdown": 2}
+
+
+def enabled(name):
+    return name in CFG["benchmarks"] and bench_cfg(name).get("enabled", True)
+
+
 def all_targets():
     targets = []
-    if "pathstar" in CFG["benchmarks"] and bench_cfg("pathstar").get("enabled", True):
+    if enabled("pathstar"):
         targets += rules.fig6.output
+    if enabled("countdown"):
+        targets += rules.fig4.output + rules.fig5.output
     return targets

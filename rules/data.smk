@@ -1,20 +1,19 @@
-# Data generation. Seeded and deterministic, so outputs are cacheable across workflow
-# copies (`--cache` with $SNAKEMAKE_OUTPUT_CACHE set).
+# Data generation, one rule for every benchmark. Seeded and deterministic, so outputs are
+# cacheable across workflow copies (`--cache` with $SNAKEMAKE_OUTPUT_CACHE set).
 
 
-rule pathstar_data:
+rule data:
     output:
-        train=f"{OUT}/pathstar/data/{{task}}/train.parquet",
-        test=f"{OUT}/pathstar/data/{{task}}/test.parquet",
-        meta=f"{OUT}/pathstar/data/{{task}}/meta.json",
+        train=f"{OUT}/{{benchmark}}/data/{{task}}/train.parquet",
+        test=f"{OUT}/{{benchmark}}/data/{{task}}/test.parquet",
+        meta=f"{OUT}/{{benchmark}}/data/{{task}}/meta.json",
     input:
-        code=lib("data/pathstar.py", "data/dataset.py"),
+        code=lambda w: lib(f"data/{w.benchmark}.py", "data/dataset.py"),
     params:
-        benchmark="pathstar",
-        data=lambda w: bench_cfg("pathstar")["data"],
+        data=lambda w: bench_cfg(w.benchmark)["data"],
     log:
-        f"{OUT}/logs/pathstar_data/{{task}}.log",
-    threads: 1
+        f"{OUT}/logs/data/{{benchmark}}/{{task}}.log",
+    threads: lambda w: DATA_THREADS.get(w.benchmark, 1)
     resources:
         mem_mb=2000,
         runtime=30,

@@ -1,20 +1,19 @@
-# Checkpoint evaluation on held-out data.
+# Checkpoint evaluation on held-out data, one rule for every benchmark.
 
 
-rule eval_pathstar:
+rule eval:
     output:
-        f"{OUT}/pathstar/runs/{{run}}/eval.json",
+        f"{OUT}/{{benchmark}}/runs/{{run}}/eval.json",
     input:
-        model=f"{OUT}/pathstar/runs/{{run}}/model.pt",
-        meta=lambda w: f"{data_dir('pathstar', RUNS[w.run].task)}/meta.json",
-        test=lambda w: f"{data_dir('pathstar', RUNS[w.run].task)}/test.parquet",
+        unpack(run_data),
+        model=f"{OUT}/{{benchmark}}/runs/{{run}}/model.pt",
         model_code=model_code,
-        code=lib("evaluation/pathstar.py", "training/checkpoint.py"),
+        code=lambda w: lib(f"evaluation/{w.benchmark}.py", "training/checkpoint.py"),
     params:
         cfg=run_cfg,
-        eval=lambda w: bench_cfg("pathstar")["eval"],
+        eval=lambda w: bench_cfg(w.benchmark)["eval"],
     log:
-        f"{OUT}/logs/eval/pathstar/{{run}}.log",
+        f"{OUT}/logs/eval/{{benchmark}}/{{run}}.log",
     threads: RUNTIME["num_threads"] or 1
     resources:
         **EVAL_RESOURCES,

@@ -16,8 +16,8 @@ rule fig6:
         ),
         md=f"{OUT}/tables/fig6_pathstar.md",
     input:
-        evals=lambda w: [f"{OUT}/pathstar/runs/{r.run_id}/eval.json" for r in runs_of("pathstar")],
-        code=lib("plots/pathstar.py", "tables.py"),
+        evals=lambda w: evals_of("pathstar"),
+        code=lib("plots/pathstar.py", "plots/style.py", "tables.py"),
     log:
         f"{OUT}/logs/fig6.log",
     localrule: True
@@ -25,3 +25,43 @@ rule fig6:
         "../envs/plots.yaml"
     script:
         "../workflow_scripts/fig6.py"
+
+
+rule fig4:
+    output:
+        csv=report(
+            f"{OUT}/tables/fig4_countdown.csv",
+            caption="report/fig4.rst",
+            category="Figures 4-5: Countdown",
+        ),
+        md=f"{OUT}/tables/fig4_countdown.md",
+    input:
+        evals=lambda w: evals_of("countdown"),
+        code=lib("tables.py"),
+    log:
+        f"{OUT}/logs/fig4.log",
+    localrule: True
+    conda:
+        "../envs/plots.yaml"
+    script:
+        "../workflow_scripts/fig4.py"
+
+
+rule fig5:
+    output:
+        png=report(
+            f"{OUT}/figures/fig5_countdown_validity.png",
+            caption="report/fig5.rst",
+            category="Figures 4-5: Countdown",
+        ),
+        pdf=f"{OUT}/figures/fig5_countdown_validity.pdf",
+    input:
+        evals=lambda w: evals_of("countdown"),
+        code=lib("plots/countdown.py", "plots/style.py"),
+    log:
+        f"{OUT}/logs/fig5.log",
+    localrule: True
+    conda:
+        "../envs/plots.yaml"
+    script:
+        "../workflow_scripts/fig5.py"

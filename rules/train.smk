@@ -1,18 +1,12 @@
 # Training: one job per run of the matrix (benchmark x task x method x horizon x seed).
 
 
-def train_inputs(wildcards):
-    run = RUNS[wildcards.run]
-    d = data_dir(run.benchmark, run.task)
-    return {"meta": f"{d}/meta.json", "train": f"{d}/train.parquet", "test": f"{d}/test.parquet"}
-
-
 rule train:
     output:
         model=f"{OUT}/{{benchmark}}/runs/{{run}}/model.pt",
         config=f"{OUT}/{{benchmark}}/runs/{{run}}/config.yaml",
     input:
-        unpack(train_inputs),
+        unpack(run_data),
         model_code=model_code,
         code=lib("training/*.py", "data/dataset.py", "pipeline.py"),
     params:

@@ -6,7 +6,8 @@ import math
 import pandas as pd
 import pytest
 
-from nextlat.plots.pathstar import method_color, plot_pathstar
+from nextlat.plots.pathstar import plot_pathstar
+from nextlat.plots.style import method_color
 from nextlat.data.pathstar import parse_task as parse_graph
 from nextlat.tables import (display_frame, graph_label, pathstar_table,
                             records_frame, summarize, write_table)
@@ -144,3 +145,35 @@ def test_plot_rejects_empty(tmp_path):
 def test_method_colors_are_fixed():
     assert method_color("nextlat") == method_color("nextlat") != method_color("gpt")
     assert method_color("someday") == method_color("someday")  # unlisted: stable by name
+
+
+# --- Countdown (Figures 4 and 5) ----------------------------------------------------------
+def countdown_record(method, horizon, seed, solve, eq_valid):
+    return {"run": {"run_id": f"cd4_{method}_s{seed}", "benchmark": "countdown", "task": "cd4",
+                    "method": method, "horizon": horizon, "seed": seed},
+            "metrics": {"solve_rate/greedy": solve, "solve_rate/sample": solve / 2,
+                        "solve_rate_paper/sample": solve, "eq_valid/sample": eq_valid, "n_problems": 10},
+            "params": {"training": 10, "inference": 8}}
+
+
+def test_countdown_table_in_percent_beside_the_paper():
+    from nextlat.tables import countdown_table
+
+    recs = [countdown_record("nextlat", 1, s, v, [1, 1, 1]) for s, v in ((0, 0.5), (1, 0.7))]
+    recs.append(countdown_record("gpt", None, 0, 0.2, [1, 0.5, 0.1]))
+    table = countdown_table(recs)
+    assert list(table["method"]) == ["gpt", "nextlat d=1"]
+    row = table.iloc[1]
+    assert row["greedy_mean"] == pytest.approx(60.0) and row["sample_mean"] == pytest.approx(30.0)
+    assert row["greedy_std"] == pytest.approx(100 * 0.1414213, rel=1e-4) and row["seeds"] == 2
+    assert row["paper_acc"] == 54.8 and table.iloc[0]["paper_acc"] == 33.1
+
+
+def test_countdown_validity_plot_writes_files(tmp_path):
+    from nextlat.plots.countdown import plot_countdown_validity
+
+    recs = [countdown_record("gpt", None, 0, 0.2, [0.9, 0.5, 0.2]),
+            countdown_record("mtp", 4, 0, 0.3, [0.9, 0.6, 0.3]),
+            countdown_record("mtp", 4, 1, 0.3, [0.8, 0.6, 0.4])]
+    png, pdf = plot_countdown_validity(recs, tmp_path / "f.png", tmp_path / "f.pdf")
+    assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:4] == b"%PDF"

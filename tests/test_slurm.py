@@ -85,7 +85,7 @@ def test_data_train_eval_through_slurm(cluster, workflow):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
     assert (workflow / target).exists()
     jobs = {r["comment"].split("_wildcards")[0]: r for r in sacct_rows() if r["comment"].startswith("rule_")}
-    data, train, evaluate = jobs["rule_pathstar_data"], jobs["rule_train"], jobs["rule_eval_pathstar"]
+    data, train, evaluate = jobs["rule_data"], jobs["rule_train"], jobs["rule_eval"]
     for job in (data, train, evaluate):
         assert job["state"] == "COMPLETED" and job["account"] == "testacc", job
     assert data["partition"] == "main" and "gres/gpu" not in data["tres"]

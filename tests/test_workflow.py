@@ -41,13 +41,14 @@ def planned(output: str) -> dict[str, list[str]]:
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     dst = copy_workflow(tmp_path_factory.mktemp("wf") / "repo")
-    snakemake(dst, "fig6")
+    snakemake(dst, "all")
     return dst
 
 
 def test_smoke_run_builds_figure_and_table(workdir):
     for rel in (FIG, "results/smoke/figures/fig6_pathstar.pdf", "results/smoke/tables/fig6_pathstar.csv",
-                "results/smoke/tables/fig6_pathstar.md"):
+                "results/smoke/tables/fig6_pathstar.md", "results/smoke/tables/fig4_countdown.md",
+                "results/smoke/figures/fig5_countdown_validity.png"):
         assert (workdir / rel).stat().st_size > 0, rel
     run_dir = workdir / "results/smoke/pathstar/runs/g2x4_nextlat-d2_s0"
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -58,7 +59,7 @@ def test_smoke_run_builds_figure_and_table(workdir):
 
 
 def test_second_run_does_nothing(workdir):
-    out = snakemake(workdir, "-n", "fig6")
+    out = snakemake(workdir, "-n", "all")
     assert "Nothing to be done" in out, out[-2000:]
 
 
@@ -73,9 +74,9 @@ def test_changing_one_runs_hyperparameter_reruns_only_that_run(workdir):
     finally:
         cfg_path.write_text(original)
     jobs = planned(out)
-    assert sorted(jobs) == ["eval_pathstar", "fig6", "train"], out[-3000:]
+    assert sorted(jobs) == ["eval", "fig6", "train"], out[-3000:]
     assert jobs["train"] == ["benchmark=pathstar, run=g2x4_gpt_s0"]
-    assert jobs["eval_pathstar"] == ["run=g2x4_gpt_s0"]
+    assert jobs["eval"] == ["benchmark=pathstar, run=g2x4_gpt_s0"]
     assert "Params have changed" in out
 
 
@@ -114,7 +115,7 @@ def test_second_workflow_copy_reuses_cached_datasets(tmp_path, monkeypatch):
 
 def test_editing_objective_code_retrains_only_that_method(workdir):
     jobs = planned_after_edit(workdir, "nextlat/objectives/nextlat.py")
-    assert sorted(jobs) == ["eval_pathstar", "fig6", "train"]
+    assert sorted(jobs) == ["eval", "fig6", "train"]
     assert jobs["train"] == ["benchmark=pathstar, run=g2x4_nextlat-d2_s0"]
 
 

@@ -7,5 +7,5 @@ from _log import to_log  # noqa: E402
 to_log(snakemake)
 from nextlat.pipeline import make_data  # noqa: E402
 
-make_data(snakemake.params.benchmark, snakemake.wildcards.task, snakemake.params.data,
-          Path(snakemake.output.meta).parent)
+make_data(snakemake.wildcards.benchmark, snakemake.wildcards.task, snakemake.params.data,
+          Path(snakemake.output.meta).parent, workers=snakemake.threads)

@@ -5,37 +5,15 @@ one dot per seed, and a dashed line at chance level (1 / degree: guessing the ar
 """
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")  # files only; no display on cluster nodes
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from ..tables import graph_label, graph_size, method_label, method_rank, records_frame  # noqa: E402
-
-# Fixed colours so a method looks the same in every panel and every figure.
-METHOD_COLORS = {
-    "gpt": "#7f7f7f",
-    "mtp": "#1f77b4",
-    "jtp": "#2ca02c",
-    "bst": "#9467bd",
-    "nextlat": "#d62728",
-}
-_EXTRA_COLORS = ["#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#393b79"]
-
-
-def method_color(method: str) -> str:
-    """Palette colour, or a stable pick (by name hash, not order) for unlisted methods."""
-    if method in METHOD_COLORS:
-        return METHOD_COLORS[method]
-    return _EXTRA_COLORS[zlib.crc32(method.encode()) % len(_EXTRA_COLORS)]
-
+from ..tables import graph_label, graph_size, method_label, method_rank, records_frame
+from .style import method_color, plt, save
 
 def _settings(df: pd.DataFrame) -> list[tuple[str, object]]:
     """(method, horizon) pairs in display order."""
@@ -93,13 +71,7 @@ def plot_pathstar(records, png_path, pdf_path, decoding: str = "greedy") -> list
                ncol=len(methods) + 2, frameon=False, bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout(rect=(0, 0, 1, 0.9))  # leave the top strip for the legend
 
-    paths = [Path(png_path), Path(pdf_path)]
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")  # keep the wide legend
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
+    return save(fig, png_path, pdf_path)
 
 
-__all__ = ["plot_pathstar", "method_color", "METHOD_COLORS"]
+__all__ = ["plot_pathstar"]
