@@ -28,7 +28,7 @@ def test_paper_scale_is_table5():
     assert ps["tasks"] == ["g2x10", "g5x5", "g7x7"] and len(ps["seeds"]) == 5
     nextlat = next(m for m in ps["methods"] if m["name"] == "nextlat")
     assert nextlat["dyn_hidden"] == 384 and nextlat["lambda_kl"] == nextlat["lambda_next_h"] == 1.0
-    horizons = {r.task: r.horizon for r in expand_runs(load("paper")).values() if r.method == "nextlat"}
+    horizons = {r.task: r.horizon for r in expand_runs(load("paper"), "pathstar").values() if r.method == "nextlat"}
     assert horizons == {"g2x10": 8, "g5x5": 3, "g7x7": 5}  # d = l - 2
 
 
@@ -67,10 +67,10 @@ def test_grid_horizon_list_and_run_ids():
         {"name": "gpt"},
         {"name": "nextlat", "horizon": [1, "l-2"], "grid": {"lambda_kl": [0.1, 1.0]}},
     ], "seeds": [0, 1]}})
-    ids = sorted(expand_runs(cfg))
+    ids = sorted(expand_runs(cfg, "pathstar"))
     assert "g2x4_gpt_s0" in ids and "g2x4_nextlat-d1-lambda_kl0.1_s1" in ids
     assert len(ids) == 2 + 2 * 2 * 2
-    run = expand_runs(cfg)["g2x4_nextlat-d2-lambda_kl1.0_s0"]
+    run = expand_runs(cfg, "pathstar")["g2x4_nextlat-d2-lambda_kl1.0_s0"]
     assert run.config["method"] == {"name": "nextlat", "lambda_kl": 1.0, "horizon": 2}
 
 
@@ -104,3 +104,12 @@ def test_runtime_is_not_part_of_model_identity():
     for rid in a:
         assert {k: v for k, v in a[rid].config.items() if k != "runtime"} == \
                {k: v for k, v in b[rid].config.items() if k != "runtime"}
+
+
+def test_countdown_paper_matrix_is_figure4():
+    runs = expand_runs(load("paper"), "countdown")
+    settings = sorted({(r.method, r.horizon) for r in runs.values()}, key=str)
+    assert len(settings) == 11 and len(runs) == 33  # GPT, BST, MTP/JTP/NextLat x d=1,4,8; 3 seeds
+    nextlat = runs["cd4_nextlat-d4_s0"].config
+    assert nextlat["method"]["lambda_next_h"] == 2.0 and nextlat["method"]["dyn_hidden"] == 768
+    assert nextlat["model"]["vocab_size"] == 10008 and nextlat["model"]["block_size"] == 31
