@@ -249,8 +249,11 @@ def generate_problems(n: int, targets: list[int], seed: int, stream: int = 0, ma
     if workers == 1:
         parts = [_generate_shard(j) for j in jobs]
     else:
-        # spawn: the parent may hold torch's threads; workers only need numpy and this module.
-        with mp.get_context("spawn").Pool(workers) as pool:
+        # fork, not spawn: spawn (and forkserver) children re-import the caller's __main__,
+        # which for a Snakemake `script:` re-runs the whole job inside every worker. The
+        # workers only use numpy; torch is not imported on this path.
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ctx.Pool(workers) as pool:
             parts = pool.map(_generate_shard, jobs, chunksize=1)
     return Problems.concat(parts)
 
