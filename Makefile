@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/snakemake all --cores $(CORES) --config scale=$(SCALE)
+	$(BIN)/snakemake all --cores $(CORES) --rerun-incomplete --config scale=$(SCALE)
 
 smoke: $(STAMP)
 	$(BIN)/snakemake all --cores $(CORES) --config scale=smoke
