@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from . import benchmarks
+from .data import store
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,7 @@ def load_train_data(benchmark: str, data_dir: str | Path):
 
 def check_data_matches(run_cfg: dict, data_dir: str | Path) -> None:
     """Refuse to train when the data on disk disagrees with the run's model config."""
-    meta_path = Path(data_dir) / "meta.json"
-    if not meta_path.exists():
-        raise FileNotFoundError(f"dataset {data_dir} is incomplete: {meta_path} missing")
-    meta = json.loads(meta_path.read_text())
+    meta = store.load_meta(data_dir, run_cfg["benchmark"])
     model = run_cfg["model"]
     for key, want in (("vocab_size", model["vocab_size"]), ("eos_id", model["eos_id"])):
         if key in meta and meta[key] != want:

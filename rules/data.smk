@@ -8,7 +8,7 @@ rule data:
         test=f"{OUT}/{{benchmark}}/data/{{task}}/test.parquet",
         meta=f"{OUT}/{{benchmark}}/data/{{task}}/meta.json",
     input:
-        code=lambda w: lib(f"data/{w.benchmark}.py", "data/dataset.py"),
+        code=lambda w: lib(f"data/{w.benchmark}.py", "data/dataset.py", "data/store.py"),
     params:
         data=lambda w: bench_cfg(w.benchmark)["data"],
     log:

@@ -8,7 +8,7 @@ rule train:
     input:
         unpack(run_data),
         model_code=model_code,
-        code=lib("training/*.py", "data/dataset.py", "pipeline.py"),
+        code=lib("training/*.py", "data/dataset.py", "data/store.py", "pipeline.py"),
     params:
         cfg=run_cfg,
     log:

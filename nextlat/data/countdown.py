@@ -49,7 +49,6 @@ Where this differs from the paper / SoS (documented choices):
 from __future__ import annotations
 
 import itertools
-import json
 import multiprocessing as mp
 import os
 import random
@@ -59,9 +58,10 @@ from pathlib import Path
 
 import numpy as np
 
-SPLITS = ("train", "test")
+from . import store
+from .store import META_FILE, SPLITS  # noqa: F401  (re-exported)
+
 TASKS = ("cd4",)
-META_FILE = "meta.json"
 N_INPUTS = 4
 N_EQUATIONS = N_INPUTS - 1
 EQ_TOKENS = 5                                       # a op b = c
@@ -444,29 +444,13 @@ def write_dataset(out_dir: str | Path, n_train: int, n_test: int, seed: int, max
             "max_intermediate": max_seen, "shard_size": SHARD_SIZE,
             "token_ids": {"|": tok.pipe, "*": tok.mul, "/": tok.div, "+": tok.add, "-": tok.sub,
                           "=": tok.eq, ",": tok.comma, "eos": tok.eos}}
-    tmp = out / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, out / META_FILE)
-    return meta
+    return store.write_meta(out, meta)
 
 
 def load_meta(data_dir: str | Path) -> dict:
-    path = Path(data_dir) / META_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the Countdown dataset in {data_dir} was not generated "
-                                f"or did not finish; (re)run its data rule")
-    return json.loads(path.read_text())
+    return store.load_meta(data_dir, "Countdown")
 
 
 def load_split(data_dir: str | Path, split: str):
-    """The split as a :class:`~nextlat.data.dataset.TokenDataset` (loss on solution and EOS)."""
-    from .dataset import read_token_table
-
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    meta = load_meta(data_dir)
-    ds = read_token_table(Path(data_dir) / f"{split}.parquet")
-    if ds.seq_len != meta["seq_len"]:
-        raise ValueError(f"{split}.parquet in {data_dir} has rows of length {ds.seq_len}, "
-                         f"but meta.json says {meta['seq_len']}")
-    return ds
+    """The split as a :class:`~nextlat.data.dataset.TokenDataset`, checked against meta.json."""
+    return store.load_split(data_dir, split, "Countdown")

@@ -17,19 +17,18 @@ with ``3·d·(l-1) + 3`` prompt tokens, then ``l`` path tokens and EOS.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .dataset import TokenDataset, read_token_table, write_token_table
+from . import store
+from .store import META_FILE, SPLITS  # noqa: F401  (re-exported)
 
-SPLITS = ("train", "test")
-META_FILE = "meta.json"
+from .dataset import write_token_table
+
 _TASK_RE = re.compile(r"g(\d+)x(\d+)")
 
 
@@ -293,26 +292,13 @@ def write_dataset(out_dir: str | Path, degree: int, length: int, n_nodes: int, n
     meta = {"task": task_name(degree, length), "vocab_size": tok.vocab_size, "eos_id": tok.eos,
             "seq_len": seq_len(degree, length), "prompt_len": p_len, "degree": degree,
             "length": length, "n_nodes": n_nodes, "n_train": n_train, "n_test": n_test, "seed": seed}
-    tmp = out / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2) + "\n")
-    os.replace(tmp, out / META_FILE)
-    return meta
+    return store.write_meta(out, meta)
 
 
 def load_meta(data_dir: str | Path) -> dict:
-    path = Path(data_dir) / META_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: the Path-Star dataset in {data_dir} was not generated "
-                                f"or did not finish; (re)run its data rule")
-    return json.loads(path.read_text())
+    return store.load_meta(data_dir, "Path-Star")
 
 
-def load_split(data_dir: str | Path, split: str) -> TokenDataset:
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
-    meta = load_meta(data_dir)
-    ds = read_token_table(Path(data_dir) / f"{split}.parquet")
-    if ds.seq_len != meta["seq_len"]:
-        raise ValueError(f"{split}.parquet in {data_dir} has rows of length {ds.seq_len}, "
-                         f"but meta.json says {meta['seq_len']}")
-    return ds
+def load_split(data_dir: str | Path, split: str):
+    """The split as a :class:`~nextlat.data.dataset.TokenDataset`, checked against meta.json."""
+    return store.load_split(data_dir, split, "Path-Star")
