@@ -8,19 +8,29 @@ PIP    := $(BIN)/pip install -c constraints.txt
 CORES  ?= 2
 SCALE  ?= default
 STAMP  := $(VENV)/.installed
+CHROMIUM := $(VENV)/.chromium
 
 .PHONY: setup demo smoke test test-slow test-all bench report clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(CHROMIUM)
 
 # torch is pinned by constraints.txt to the CPU build; every install goes through it.
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
-	$(PIP) -e '.[workflow,test,slurm]'
+	$(PIP) -e '.[workflow,test,slurm,osm]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+# Headless chromium screenshots the Figure 3 maps (PNG). Installed with apt when we are root;
+# otherwise a warning (set benchmarks.manhattan.maps.png: false to build HTML maps only).
+$(CHROMIUM): | $(STAMP)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { apt-get install -y -q chromium >/dev/null || { apt-get update -q && apt-get install -y -q chromium; }; }; } || \
+	  echo "WARNING: no chromium: Figure 3 PNGs need it (apt-get install chromium)"
+	touch $@
+
+demo: $(STAMP) $(CHROMIUM)
 	$(BIN)/snakemake all --cores $(CORES) --rerun-incomplete --config scale=$(SCALE)
 
 smoke: $(STAMP)
@@ -29,7 +39,7 @@ smoke: $(STAMP)
 report: $(STAMP)
 	$(BIN)/snakemake --cores 1 --config scale=$(SCALE) --report results/$(SCALE)/report.html
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q
 
 test-slow: $(STAMP)
@@ -39,6 +49,7 @@ test-all: test test-slow
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/manhattan_walks.py
 
 clean:
 	rm -rf results/smoke .snakemake

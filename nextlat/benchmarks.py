@@ -8,7 +8,7 @@ Adding a benchmark = one adapter here + its data/evaluation modules + its rules.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,7 +19,9 @@ class Adapter:
     model_extras: Callable[[dict, str], dict]
     make_data: Callable[[str, dict, Path, Any], Any]  # (task, data config, out_dir, workers)
     load_train: Callable[[Path], tuple]  # data_dir -> (train, val) TokenDatasets
-    evaluate: Callable[..., dict]  # (objective, data_dir, eval config, seed, device) -> metrics
+    evaluate: Callable[..., dict]  # (objective, data_dir, eval config, seed, device, out_dir) -> metrics
+    # What make_data receives from the benchmark's config block (default: its `data`).
+    data_config: Callable[[dict], dict] = field(default=lambda bench: bench["data"])
 
 
 # --- Path-Star (Figure 6) ------------------------------------------------------------------
@@ -55,7 +57,7 @@ def _pathstar_train(data_dir: Path):
     return pathstar.load_split(data_dir, "train"), pathstar.load_split(data_dir, "test")
 
 
-def _pathstar_eval(objective, data_dir: Path, cfg: dict, seed: int, device: str) -> dict:
+def _pathstar_eval(objective, data_dir: Path, cfg: dict, seed: int, device: str, out_dir=None) -> dict:
     from .evaluation.pathstar import evaluate_pathstar
 
     return evaluate_pathstar(objective, data_dir, cfg["decodings"], batch_size=cfg["batch_size"],
@@ -90,14 +92,66 @@ def _countdown_train(data_dir: Path):
     return countdown.load_split(data_dir, "train"), countdown.load_split(data_dir, "test")
 
 
-def _countdown_eval(objective, data_dir: Path, cfg: dict, seed: int, device: str) -> dict:
+def _countdown_eval(objective, data_dir: Path, cfg: dict, seed: int, device: str, out_dir=None) -> dict:
     from .evaluation.countdown import evaluate_countdown
 
     return evaluate_countdown(objective, data_dir, cfg["decodings"], batch_size=cfg["batch_size"],
                               max_problems=cfg.get("max_problems"), seed=seed, device=device)
 
 
+# --- Manhattan (Table 1, Figure 3) --------------------------------------------------------
+def _manhattan_vars(task: str) -> dict[str, int]:
+    return {}  # horizons are plain integers (paper: 8)
+
+
+def manhattan_max_nodes(graph_cfg: dict) -> int:
+    """Node bound that sizes the vocabulary before the graph exists: exact for the
+    synthetic city (avenues x streets), ``max_nodes`` for OpenStreetMap and the pickles."""
+    if graph_cfg["source"] == "synthetic":
+        from .data.streets import synthetic_n_nodes
+
+        return synthetic_n_nodes(graph_cfg.get("synthetic", {}))
+    return graph_cfg.get("max_nodes", 5000)
+
+
+def manhattan_has_coords(graph_cfg: dict) -> bool:
+    """Whether the graph will carry coordinates (needed by reconstruction and maps)."""
+    return graph_cfg["source"] != "pickle" or bool(graph_cfg.get("pickle", {}).get("coords"))
+
+
+def _manhattan_model(bench: dict, task: str) -> dict:
+    from .data import manhattan
+
+    return {"vocab_size": manhattan.vocab_size(manhattan_max_nodes(bench["graph"])),
+            "eos_id": manhattan.eos_id(), "block_size": bench["data"]["pack_len"]}
+
+
+def _manhattan_data(task: str, data: dict, out_dir: Path, workers=None):
+    from .data import manhattan, streets
+
+    data = dict(data)
+    graph_cfg = data.pop("graph")
+    graph = streets.load_street_graph(graph_cfg)
+    vocab = manhattan.vocab_size(manhattan_max_nodes(graph_cfg))
+    return manhattan.write_dataset(out_dir, graph, data, vocab, workers=data.get("workers") or workers)
+
+
+def _manhattan_train(data_dir: Path):
+    # Held-out traversals (pairs never seen in training) give the validation loss.
+    from .data import manhattan
+
+    return manhattan.load_train(data_dir)
+
+
+def _manhattan_eval(objective, data_dir: Path, cfg: dict, seed: int, device: str, out_dir=None) -> dict:
+    from .evaluation.manhattan import evaluate_manhattan
+
+    return evaluate_manhattan(objective, data_dir, cfg, seed, device, out_dir=out_dir)
+
+
 ADAPTERS = {
+    "manhattan": Adapter(_manhattan_vars, _manhattan_model, _manhattan_data, _manhattan_train, _manhattan_eval,
+                         data_config=lambda bench: {"graph": bench["graph"], **bench["data"]}),
     "countdown": Adapter(_countdown_vars, _countdown_model, _countdown_data, _countdown_train, _countdown_eval),
     "pathstar": Adapter(_pathstar_vars, _pathstar_model, _pathstar_data, _pathstar_train, _pathstar_eval),
 }

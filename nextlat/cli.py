@@ -67,11 +67,11 @@ def cmd_runs(args):
 
 
 def cmd_data(args):
-    from .pipeline import make_data
+    from .pipeline import data_config, make_data
 
     cfg = _load(args)
     out = Path(args.out or Path(cfg["results"]) / cfg["scale"] / args.benchmark / "data" / args.task)
-    make_data(args.benchmark, args.task, cfg["benchmarks"][args.benchmark]["data"], out)
+    make_data(args.benchmark, args.task, data_config(args.benchmark, cfg["benchmarks"][args.benchmark]), out)
     print(out)
 
 

@@ -30,8 +30,17 @@ def _atomic_write_text(path: Path, text: str) -> None:
 
 # --- data --------------------------------------------------------------------------------
 def make_data(benchmark: str, task: str, data_cfg: dict, out_dir: str | Path, workers: int | None = None) -> None:
-    """Generate a dataset; ``workers`` (processes) never changes what is generated."""
+    """Generate a dataset; ``workers`` (processes) never changes what is generated.
+
+    ``data_cfg`` is ``data_config(benchmark, bench_cfg)``: usually the benchmark's ``data``
+    block (Manhattan adds its ``graph``).
+    """
     benchmarks.get(benchmark).make_data(task, data_cfg, Path(out_dir), workers)
+
+
+def data_config(benchmark: str, bench_cfg: dict) -> dict:
+    """The part of a benchmark's config that defines its generated data."""
+    return benchmarks.get(benchmark).data_config(bench_cfg)
 
 
 def load_train_data(benchmark: str, data_dir: str | Path):
@@ -117,8 +126,8 @@ def evaluate(run_cfg: dict, model_path: str | Path, data_dir: str | Path, eval_c
         wants_gpu = runtime.get("accelerator", "auto") in ("auto", "gpu", "cuda")
         device = "cuda" if wants_gpu and torch.cuda.is_available() else "cpu"
     model = load_model(model_path, expected_cfg=run_cfg, device=device)
-    metrics = benchmarks.get(run_cfg["benchmark"]).evaluate(model, Path(data_dir), eval_cfg,
-                                                            run_cfg["seed"], device)
+    metrics = benchmarks.get(run_cfg["benchmark"]).evaluate(model, Path(data_dir), eval_cfg, run_cfg["seed"],
+                                                            device, out_dir=Path(out_json).parent)
     record = {"run": {k: run_cfg.get(k) for k in ("run_id", "benchmark", "task", "seed")}
               | {"method": run_cfg["method"]["name"], "horizon": run_cfg["method"].get("horizon")},
               "metrics": metrics, "params": model.param_counts()}
@@ -150,3 +159,74 @@ def countdown_figure(eval_jsons, png: str | Path, pdf: str | Path) -> None:
     from .plots.countdown import plot_countdown_validity
 
     plot_countdown_validity(load_records(eval_jsons), png, pdf)
+
+
+# --- Manhattan (Table 1, Figure 3) -------------------------------------------------------
+def manhattan_oracle_eval(data_dir: str | Path, eval_cfg: dict, seed: int, out_json: str | Path) -> dict:
+    """Evaluate the true world model (an oracle reading the true graph) like any run."""
+    from .data import manhattan
+    from .evaluation.manhattan import OracleModel, evaluate_manhattan
+
+    data_dir = Path(data_dir)
+    graph, tok = manhattan.load_graph(data_dir), manhattan.load_tokenizer(data_dir)
+    oracle = OracleModel(graph, tok, tok.vocab_size)
+    metrics = evaluate_manhattan(oracle, data_dir, eval_cfg, seed, "cpu", out_dir=Path(out_json).parent)
+    record = {"run": {"run_id": "oracle", "benchmark": "manhattan", "method": "true world model",
+                      "horizon": None, "seed": seed}, "metrics": metrics}
+    _atomic_write_text(Path(out_json), json.dumps(record, indent=2))
+    return record
+
+
+def reconstruct_samples(samples: str | Path, data_dir: str | Path, recon_cfg: dict, seed: int,
+                        out_json: str | Path) -> dict:
+    """Rebuild the street map implied by a model's generated traversals (Vafa et al.)."""
+    import pyarrow.parquet as pq
+
+    from .data import manhattan
+    from .evaluation.reconstruction import reconstruct, sequences_from_tokens
+
+    graph, tok = manhattan.load_graph(data_dir), manhattan.load_tokenizer(data_dir)
+    table = pq.read_table(samples).to_pydict()
+    seqs = sequences_from_tokens(tok, table["src"], table["dst"], table["tokens"])
+    recon = reconstruct(graph, seqs, degree=recon_cfg["degree"], distance_miles=recon_cfg["distance_miles"],
+                        n_sequences=recon_cfg["n_sequences"], seed=seed)
+    _atomic_write_text(Path(out_json), recon.to_json())
+    log.info("reconstruction from %s: %s", samples, recon.counts)
+    return recon.counts
+
+
+def manhattan_table(eval_jsons, oracle_jsons, csv: str | Path, md: str | Path) -> None:
+    from .tables import manhattan_table as table, write_table
+
+    write_table(table(load_records(eval_jsons), load_records(oracle_jsons)), csv, md, digits=2)
+
+
+def manhattan_maps(recons: dict, graph_path: str | Path, opts: dict, outputs: dict) -> None:
+    """Figure 3: a folium map (HTML, optionally a PNG screenshot) per reconstruction and view,
+    a table of reconstruction counts, and a panel of the far views.
+
+    ``recons`` maps a label (run id, or ``true_<task>``) to its reconstruction JSON;
+    ``outputs`` holds the paths named as in rules/manhattan.smk (``<label>_<view>_<ext>``).
+    """
+    import pandas as pd
+
+    from .data.streets import StreetGraph
+    from .evaluation.reconstruction import Reconstruction
+    from .plots.maps import draw_map, map_panel, screenshot
+    from .tables import write_table
+
+    graph = StreetGraph.load(graph_path)
+    rows, pngs = [], {}
+    for label, path in recons.items():
+        recon = Reconstruction.from_json(Path(path).read_text(), graph)
+        rows.append({"map": label, **recon.counts})
+        for view in opts["views"]:
+            html = outputs[f"{label}_{view}_html"]
+            draw_map(graph, recon, html, view=view, show_unused=opts["show_unused"], title=f"{label} ({view})")
+            if opts["png"]:
+                screenshot(html, outputs[f"{label}_{view}_png"])
+                if view == opts["views"][0]:
+                    pngs[label] = outputs[f"{label}_{view}_png"]
+    write_table(pd.DataFrame(rows), outputs["csv"], outputs["md"], drop=())
+    if opts["png"]:
+        map_panel(pngs, outputs["panel"])

@@ -180,6 +180,66 @@ def countdown_table(records: Iterable[dict]) -> pd.DataFrame:
     return table[cols]
 
 
+# --- Manhattan (Table 1) ----------------------------------------------------------------
+
+# Table 1 of the paper: (next-token %, valid trajectories %, compression, effective rank,
+# detour robustness %). MTP, JTP and NextLat use d = 8 there.
+TABLE1_METRICS = [("next_token_valid", "next_token", 100), ("valid_trajectories", "valid", 100),
+                  ("compression", "compression", 1), ("effective_rank", "rank", 1),
+                  ("detour_robustness", "detour", 100)]
+PAPER_TABLE1 = {"gpt": (100, 97.0, 0.65, 160.1, 85.0), "mtp": (100, 98.1, 0.64, 57.7, 95.0),
+                "jtp": (100, 97.1, 0.32, 215.8, 87.0), "nextlat": (100, 98.7, 0.71, 52.7, 95.0),
+                "true world model": (100, 100, 1.00, float("nan"), 100)}
+PAPER_TABLE1_HORIZON = 8
+TRUE_MODEL = "true world model"
+
+
+def manhattan_table(records: Iterable[dict], oracle_records: Iterable[dict] = ()) -> pd.DataFrame:
+    """Table 1: one row per method[ d=h] (mean and std over seeds; percentages as in the
+    paper) and a last row for the true world model (the oracle's record), each beside the
+    paper's numbers (``paper_*``; the paper's horizon is 8, see ``paper_horizon``)."""
+    df = records_frame(records)
+    df = df[df["benchmark"] == "manhattan"]
+    oracle = records_frame(oracle_records)
+    if len(oracle):
+        oracle["method"], oracle["horizon"] = TRUE_MODEL, pd.NA
+        df = pd.concat([df, oracle], ignore_index=True)
+    keys = ["method", "horizon"]
+    table = None
+    for metric, name, scale in TABLE1_METRICS:
+        if metric not in df.columns:
+            df[metric] = float("nan")
+        df[metric] = pd.to_numeric(df[metric], errors="coerce")
+        part = summarize(df, metric, keys)
+        part[["mean", "std"]] = part[["mean", "std"]] * scale
+        part = part.rename(columns={"mean": f"{name}_mean", "std": f"{name}_std", "n": f"n_{name}"})
+        table = part if table is None else table.merge(part, on=keys)
+    table["seeds"] = table["n_next_token"]
+    table = table.drop(columns=[c for c in table.columns if c.startswith("n_")])
+    if "params/training" in df.columns:
+        params = df.groupby(keys, dropna=False, sort=False).agg(
+            params_training=("params/training", "first"), params_inference=("params/inference", "first"),
+        ).reset_index()
+        table = table.merge(params, on=keys)
+        for col in ("params_training", "params_inference"):  # the oracle row has none
+            table[col] = table[col].astype("Int64")
+    last = len(METHOD_ORDER) + 1  # the true world model goes last
+    order = sorted(range(len(table)), key=lambda i: (
+        (last, "") if table["method"].iat[i] == TRUE_MODEL else method_rank(table["method"].iat[i]),
+        -1 if pd.isna(table["horizon"].iat[i]) else int(table["horizon"].iat[i])))
+    table = table.iloc[order].reset_index(drop=True)
+    horizons = [None if pd.isna(h) else int(h) for h in table["horizon"]]
+    for k, (_, name, _) in enumerate(TABLE1_METRICS):
+        table[f"paper_{name}"] = [PAPER_TABLE1.get(m, (float("nan"),) * 5)[k] for m in table["method"]]
+    table["paper_horizon"] = [PAPER_TABLE1_HORIZON if m in HORIZON_METHODS else pd.NA for m in table["method"]]
+    table["paper_horizon"] = table["paper_horizon"].astype("Int64")
+    table["method_name"] = table["method"]
+    table["method"] = [method_label(m, h) for m, h in zip(table["method_name"], horizons)]
+    front = ["method"] + [c for c in table.columns if c.endswith(("_mean", "_std"))]
+    rest = [c for c in table.columns if c not in front and c not in ("method_name", "horizon")]
+    return table[front + rest + ["method_name", "horizon"]]
+
+
 # --- writing ----------------------------------------------------------------------------
 def _mean_std(mean, std, digits: int) -> str:
     if mean is None or pd.isna(mean):
@@ -230,6 +290,7 @@ def write_table(df: pd.DataFrame, csv_path, md_path,
     md_path.write_text(markdown(shown) + "\n")
 
 
-__all__ = ["records_frame", "summarize", "method_label", "pathstar_table", "countdown_table", "write_table",
+__all__ = ["records_frame", "summarize", "method_label", "pathstar_table", "countdown_table", "manhattan_table",
+           "write_table",
            "display_frame", "markdown", "graph_label", "graph_size", "method_rank",
            "PAPER_PATHSTAR", "METHOD_ORDER"]

@@ -2,11 +2,15 @@
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # import `nextlat` from this checkout
 
 from nextlat import config as nlconfig
+from nextlat.benchmarks import manhattan_has_coords
+from nextlat.pipeline import data_config
 from nextlat.runs import expand_runs
 
 CFG = nlconfig.merge_scale(config)
@@ -81,15 +85,28 @@ def data_dir(benchmark, task):
     return f"{OUT}/{benchmark}/data/{task}"
 
 
-def run_data(wildcards):
-    """The generated dataset a run trains and is evaluated on."""
-    run = RUNS[wildcards.run]
-    d = data_dir(run.benchmark, run.task)
+def data_files(benchmark, task):
+    """A dataset's files; Manhattan's splits are folders of parquet shards."""
+    d = data_dir(benchmark, task)
+    if benchmark == "manhattan":
+        return {"meta": f"{d}/meta.json", "train": f"{d}/train", "test": f"{d}/test",
+                "graph": f"{d}/graph.graphml", "eval_pairs": f"{d}/eval_pairs.parquet"}
     return {"meta": f"{d}/meta.json", "train": f"{d}/train.parquet", "test": f"{d}/test.parquet"}
 
 
+def run_data(wildcards):
+    """The generated dataset a run trains and is evaluated on."""
+    run = RUNS[wildcards.run]
+    return data_files(run.benchmark, run.task)
+
+
+# Benchmarks served by the generic data/eval rules; Manhattan has its own (rules/manhattan.smk)
+# because its datasets and evaluations write extra files (graph, pairs, generated samples).
+GENERIC = "|".join(b for b in CFG["benchmarks"] if b != "manhattan") or "none"
+
+
 # Data generation that runs in parallel asks the scheduler for this many cores.
-DATA_THREADS = {"countdown": 2}
+DATA_THREADS = {"countdown": 2, "manhattan": 2}
 
 
 def enabled(name):
@@ -102,4 +119,10 @@ def all_targets():
         targets += rules.fig6.output
     if enabled("countdown"):
         targets += rules.fig4.output + rules.fig5.output
+    if enabled("manhattan"):
+        targets += rules.table1.output
+        if MANHATTAN_MAPS:
+            targets += rules.fig3.output
+        else:
+            logger.warning(f"fig3 skipped: {NO_MAPS_REASON}")
     return targets

@@ -3,6 +3,8 @@
 
 
 rule data:
+    wildcard_constraints:
+        benchmark=GENERIC,
     output:
         train=f"{OUT}/{{benchmark}}/data/{{task}}/train.parquet",
         test=f"{OUT}/{{benchmark}}/data/{{task}}/test.parquet",
@@ -10,7 +12,7 @@ rule data:
     input:
         code=lambda w: lib(f"data/{w.benchmark}.py", "data/dataset.py", "data/store.py"),
     params:
-        data=lambda w: bench_cfg(w.benchmark)["data"],
+        data=lambda w: data_config(w.benchmark, bench_cfg(w.benchmark)),
     log:
         f"{OUT}/logs/data/{{benchmark}}/{{task}}.log",
     threads: lambda w: DATA_THREADS.get(w.benchmark, 1)

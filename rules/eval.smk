@@ -2,6 +2,8 @@
 
 
 rule eval:
+    wildcard_constraints:
+        benchmark=GENERIC,
     output:
         f"{OUT}/{{benchmark}}/runs/{{run}}/eval.json",
     input:

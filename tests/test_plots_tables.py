@@ -177,3 +177,34 @@ def test_countdown_validity_plot_writes_files(tmp_path):
             countdown_record("mtp", 4, 1, 0.3, [0.8, 0.6, 0.4])]
     png, pdf = plot_countdown_validity(recs, tmp_path / "f.png", tmp_path / "f.pdf")
     assert png.read_bytes()[:4] == b"\x89PNG" and pdf.read_bytes()[:4] == b"%PDF"
+
+
+def manhattan_record(method, horizon, seed, valid, rank, benchmark="manhattan"):
+    return {"run": {"run_id": f"rw_{method}_s{seed}", "benchmark": benchmark, "task": "rw",
+                    "method": method, "horizon": horizon, "seed": seed},
+            "metrics": {"next_token_valid": 1.0, "valid_trajectories": valid, "compression": 0.5,
+                        "effective_rank": rank, "detour_robustness": 0.8},
+            "params": {"training": 10, "inference": 10}}
+
+
+def test_manhattan_table_percentages_oracle_row_and_paper_columns():
+    from nextlat.tables import manhattan_table
+
+    recs = [manhattan_record("nextlat", 4, 0, 0.9, 50.0), manhattan_record("nextlat", 4, 1, 0.7, 70.0),
+            manhattan_record("gpt", None, 0, 0.5, 100.0),
+            manhattan_record("gpt", None, 0, 0.0, 1.0, benchmark="pathstar")]  # ignored
+    oracle = {"run": {"run_id": "oracle", "benchmark": "manhattan", "method": "true world model",
+                      "horizon": None, "seed": 0},
+              "metrics": {"next_token_valid": 1.0, "valid_trajectories": 1.0, "compression": 1.0,
+                          "effective_rank": None, "detour_robustness": 1.0}}
+    t = manhattan_table(recs, [oracle])
+    assert list(t["method"]) == ["gpt", "nextlat d=4", "true world model"]
+    row = t.set_index("method").loc["nextlat d=4"]
+    assert row["valid_mean"] == pytest.approx(80.0)          # percent, mean of 90 and 70
+    assert row["valid_std"] == pytest.approx(math.sqrt(200))  # sample std of (90, 70)
+    assert row["rank_mean"] == pytest.approx(60.0)            # rank is not scaled
+    assert row["compression_mean"] == pytest.approx(0.5)      # compression is a fraction, as in the paper
+    assert row["paper_valid"] == 98.7 and row["paper_horizon"] == 8
+    true = t.set_index("method").loc["true world model"]
+    assert true["valid_mean"] == 100.0 and pd.isna(true["rank_mean"]) and true["paper_compression"] == 1.0
+    assert pd.isna(t.set_index("method").loc["gpt", "paper_horizon"])

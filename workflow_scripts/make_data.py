@@ -7,5 +7,6 @@ from _log import to_log  # noqa: E402
 to_log(snakemake)
 from nextlat.pipeline import make_data  # noqa: E402
 
-make_data(snakemake.wildcards.benchmark, snakemake.wildcards.task, snakemake.params.data,
+benchmark = getattr(snakemake.params, "benchmark", None) or snakemake.wildcards.benchmark
+make_data(benchmark, snakemake.wildcards.task, snakemake.params.data,
           Path(snakemake.output.meta).parent, workers=snakemake.threads)
