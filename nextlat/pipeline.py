@@ -212,7 +212,7 @@ def manhattan_maps(recons: dict, graph_path: str | Path, opts: dict, outputs: di
 
     from .data.streets import StreetGraph
     from .evaluation.reconstruction import Reconstruction
-    from .plots.maps import draw_map, map_panel, screenshot
+    from .plots.maps import map_panel, write_maps
     from .tables import write_table
 
     graph = StreetGraph.load(graph_path)
@@ -220,13 +220,11 @@ def manhattan_maps(recons: dict, graph_path: str | Path, opts: dict, outputs: di
     for label, path in recons.items():
         recon = Reconstruction.from_json(Path(path).read_text(), graph)
         rows.append({"map": label, **recon.counts})
-        for view in opts["views"]:
-            html = outputs[f"{label}_{view}_html"]
-            draw_map(graph, recon, html, view=view, show_unused=opts["show_unused"], title=f"{label} ({view})")
-            if opts["png"]:
-                screenshot(html, outputs[f"{label}_{view}_png"])
-                if view == opts["views"][0]:
-                    pngs[label] = outputs[f"{label}_{view}_png"]
+        html = {view: outputs[f"{label}_{view}_html"] for view in opts["views"]}
+        files = write_maps(graph, recon, html, views=opts["views"], png=opts["png"],
+                           show_unused=opts["show_unused"], title=f"{label}")
+        if opts["png"]:
+            pngs[label] = files[opts["views"][0]]["png"]
     write_table(pd.DataFrame(rows), outputs["csv"], outputs["md"], drop=())
     if opts["png"]:
         map_panel(pngs, outputs["panel"])

@@ -64,7 +64,7 @@ rule manhattan_data:
         meta=f"{MH_DIR}/data/{{task}}/meta.json",
     input:
         sources=mh_source_files,
-        code=lib("data/manhattan.py", "data/streets.py", "data/dataset.py", "data/store.py"),
+        code=lib("data/manhattan.py", "data/streets/*.py", "data/dataset.py", "data/store.py"),
     params:
         benchmark="manhattan",
         data=lambda w: data_config("manhattan", MH),
@@ -88,7 +88,7 @@ rule manhattan_eval:
         unpack(run_data),
         model=f"{MH_DIR}/runs/{{run}}/model.pt",
         model_code=model_code,
-        code=lib("evaluation/manhattan.py", "data/manhattan.py", "data/streets.py", "training/checkpoint.py"),
+        code=lib("evaluation/manhattan.py", "data/manhattan.py", "data/streets/*.py", "training/checkpoint.py"),
     params:
         cfg=run_cfg,
         eval=lambda w: MH["eval"],
@@ -110,7 +110,7 @@ rule manhattan_oracle:
         samples=f"{MH_DIR}/oracle/{{task}}/samples.parquet",
     input:
         unpack(lambda w: data_files("manhattan", w.task)),
-        code=lib("evaluation/manhattan.py", "data/manhattan.py", "data/streets.py"),
+        code=lib("evaluation/manhattan.py", "data/manhattan.py", "data/streets/*.py"),
     params:
         eval=lambda w: MH["eval"],
         seed=lambda w: MH["seeds"][0],
@@ -137,7 +137,7 @@ rule manhattan_reconstruct:
         mh_recon("{kind}", "{name}"),
     input:
         unpack(recon_inputs),
-        code=lib("evaluation/reconstruction.py", "data/streets.py"),
+        code=lib("evaluation/reconstruction.py", "data/streets/*.py"),
     params:
         cfg=lambda w: MH["eval"]["reconstruction"],
         seed=lambda w: MH["seeds"][0],

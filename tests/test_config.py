@@ -36,6 +36,8 @@ def test_paper_scale_is_table5():
     ({"benchmarks": {"pathstar": {"train": {"lrr": 1}}}}, "benchmarks.pathstar.train.lrr"),
     ({"runtime": {"precison": "bf16-mixed"}}, "runtime.precison"),
     ({"bogus": 1}, "bogus"),
+    ({"benchmarks": {"manhattan": {"graph": {"synthetic": {"avenuez": 3}}}}}, "benchmarks.manhattan.graph.synthetic.avenuez"),
+    ({"benchmarks": {"manhattan": {"eval": {"detour": {"pp": 0.5}}}}}, "benchmarks.manhattan.eval.detour.pp"),
 ])
 def test_unknown_key_fails_with_its_name(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -113,3 +115,28 @@ def test_countdown_paper_matrix_is_figure4():
     nextlat = runs["cd4_nextlat-d4_s0"].config
     assert nextlat["method"]["lambda_next_h"] == 2.0 and nextlat["method"]["dyn_hidden"] == 768
     assert nextlat["model"]["vocab_size"] == 10008 and nextlat["model"]["block_size"] == 31
+
+
+def test_manhattan_paper_matrix_is_table1():
+    mh = load("paper")["benchmarks"]["manhattan"]
+    assert (mh["model"]["n_layer"], mh["model"]["n_head"], mh["model"]["n_embd"]) == (48, 8, 384)
+    assert (mh["train"]["steps"], mh["train"]["batch_size"], mh["train"]["lr"]) == (400000, 256, 1e-4)
+    assert mh["train"]["grad_clip"] is None and mh["train"]["weight_decay"] == 0.01
+    runs = expand_runs(load("paper"), "manhattan")
+    assert sorted(runs) == ["rw_gpt_s0", "rw_jtp-d8_s0", "rw_mtp-d8_s0", "rw_nextlat-d8_s0"]  # no BST
+    nextlat = runs["rw_nextlat-d8_s0"].config
+    assert nextlat["method"]["lambda_kl"] == 0.1 and nextlat["method"]["dyn_hidden"] == 1536
+    assert nextlat["model"]["block_size"] == 256 and nextlat["model"]["eos_id"] == 1
+    assert nextlat["model"]["vocab_size"] == 5000 + 10  # osm: max_nodes plus pad, end, 8 directions
+
+
+def test_manhattan_vocabulary_is_sized_before_the_graph_exists():
+    from nextlat.benchmarks import manhattan_has_coords
+    from nextlat.data.streets import synthetic_city
+
+    cfg = load("smoke", benchmarks={"manhattan": {"graph": {"synthetic": {"avenues": 5, "streets": 7}}}})
+    run = expand_runs(cfg, "manhattan")["rw_gpt_s0"]
+    assert run.config["model"]["vocab_size"] == synthetic_city(5, 7).n_nodes + 10 == 45
+    assert manhattan_has_coords({"source": "synthetic"}) and manhattan_has_coords({"source": "osm"})
+    assert not manhattan_has_coords({"source": "pickle", "pickle": {"neighbors": "n.pkl"}})
+    assert manhattan_has_coords({"source": "pickle", "pickle": {"coords": "xy.csv"}})

@@ -51,7 +51,7 @@ CLOSE_FRACTION = 1 / 6  # close window size relative to the graph's extent...
 CLOSE_MIN_NODES = 100  # ...but large enough to hold about this many intersections
 
 UNUSED_STYLE = {"color": "#e0e0e0", "weight": 1, "opacity": 1.0}
-USED_STYLE = {"color": "black", "weight": 1, "opacity": 0.3}
+USED_STYLE = {"color": "black", "weight": 1.5, "opacity": 0.45}  # original: 1 / 0.3, too faint in a PNG
 NEW_STYLE = {
     "far": {"colors": ("black", "black"), "weight": 0.75, "opacity": 0.3},
     "close": {"colors": ("lightsalmon", "firebrick"), "weight": 1.5, "opacity": 0.7},
@@ -317,6 +317,20 @@ def write_maps(graph: StreetGraph, recon: Reconstruction, out, views=VIEWS, png:
     return written
 
 
+def _crop_to_content(img, margin: int = 12):
+    """The screenshot cut to its drawn part (plus a margin): maps of small cities leave
+    most of the browser window white, which would shrink them to nothing in a panel."""
+    import numpy as np
+
+    ink = (img[..., :3] < 0.97).any(axis=-1)
+    rows, cols = np.nonzero(ink.any(axis=1))[0], np.nonzero(ink.any(axis=0))[0]
+    if not len(rows):
+        return img
+    r0, r1 = max(rows[0] - margin, 0), min(rows[-1] + margin + 1, img.shape[0])
+    c0, c1 = max(cols[0] - margin, 0), min(cols[-1] + margin + 1, img.shape[1])
+    return img[r0:r1, c0:c1]
+
+
 def map_panel(pngs: dict, out_png, ncols: int = 3) -> Path:
     """One figure of map screenshots, {label: png path}, in rows of ``ncols`` (Figure 3)."""
     from .style import plt
@@ -329,7 +343,7 @@ def map_panel(pngs: dict, out_png, ncols: int = 3) -> Path:
     for ax in axes.flat:
         ax.axis("off")
     for ax, (label, png) in zip(axes.flat, pngs.items()):
-        ax.imshow(plt.imread(png))
+        ax.imshow(_crop_to_content(plt.imread(png)))
         ax.set_title(label)
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
