@@ -165,7 +165,8 @@ def countdown_figure(eval_jsons, png: str | Path, pdf: str | Path) -> None:
 def manhattan_oracle_eval(data_dir: str | Path, eval_cfg: dict, seed: int, out_json: str | Path) -> dict:
     """Evaluate the true world model (an oracle reading the true graph) like any run."""
     from .data import manhattan
-    from .evaluation.manhattan import OracleModel, evaluate_manhattan
+    from .evaluation.manhattan import evaluate_manhattan
+    from .evaluation.manhattan_oracle import OracleModel
 
     data_dir = Path(data_dir)
     graph, tok = manhattan.load_graph(data_dir), manhattan.load_tokenizer(data_dir)

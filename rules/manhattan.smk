@@ -88,7 +88,7 @@ rule manhattan_eval:
         unpack(run_data),
         model=f"{MH_DIR}/runs/{{run}}/model.pt",
         model_code=model_code,
-        code=lib("evaluation/manhattan.py", "data/manhattan.py", "data/streets/*.py", "training/checkpoint.py"),
+        code=lib("evaluation/manhattan.py", "evaluation/rank.py", "data/manhattan.py", "data/streets/*.py", "training/checkpoint.py"),
     params:
         cfg=run_cfg,
         eval=lambda w: MH["eval"],
@@ -110,7 +110,7 @@ rule manhattan_oracle:
         samples=f"{MH_DIR}/oracle/{{task}}/samples.parquet",
     input:
         unpack(lambda w: data_files("manhattan", w.task)),
-        code=lib("evaluation/manhattan.py", "data/manhattan.py", "data/streets/*.py"),
+        code=lib("evaluation/manhattan*.py", "data/manhattan.py", "data/streets/*.py"),
     params:
         eval=lambda w: MH["eval"],
         seed=lambda w: MH["seeds"][0],

@@ -17,6 +17,8 @@ from torch import nn
 from nextlat.data import manhattan as mh
 from nextlat.data.manhattan import ManhattanTokenizer
 from nextlat.data.streets import StreetGraph
+from nextlat.evaluation.manhattan_oracle import OracleModel
+from nextlat.evaluation.rank import effective_rank, latent_rank
 from nextlat.evaluation import manhattan as ev
 from nextlat.objectives import build_objective
 
@@ -142,14 +144,14 @@ def test_next_token_rejects_illegal_documents():
 
 # --- effective rank ----------------------------------------------------------------------
 def test_effective_rank_known_spectra():
-    assert ev.effective_rank(np.eye(5)) == pytest.approx(5.0)
-    assert ev.effective_rank(np.outer(np.arange(1, 7), np.arange(1, 4))) == pytest.approx(1.0)
+    assert effective_rank(np.eye(5)) == pytest.approx(5.0)
+    assert effective_rank(np.outer(np.arange(1, 7), np.arange(1, 4))) == pytest.approx(1.0)
     # sigma = (3, 1): p = (3/4, 1/4), H = -(3/4 ln 3/4 + 1/4 ln 1/4)
     h = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))
-    assert ev.effective_rank(np.diag([3.0, 1.0])) == pytest.approx(np.exp(h))
-    assert ev.effective_rank(np.diag([2.0, 2.0, 1e-14])) == pytest.approx(2.0, abs=1e-9)
-    assert ev.effective_rank(np.diag([2.0, 2.0, 1e-14]), tol=0) > 2.0  # kept when tol allows
-    assert ev.effective_rank(np.zeros((3, 3))) == 0.0
+    assert effective_rank(np.diag([3.0, 1.0])) == pytest.approx(np.exp(h))
+    assert effective_rank(np.diag([2.0, 2.0, 1e-14])) == pytest.approx(2.0, abs=1e-9)
+    assert effective_rank(np.diag([2.0, 2.0, 1e-14]), tol=0) > 2.0  # kept when tol allows
+    assert effective_rank(np.zeros((3, 3))) == 0.0
 
 
 def test_latent_rank_stacks_all_positions():
@@ -161,7 +163,7 @@ def test_latent_rank_stacks_all_positions():
     rows = torch.tensor([[1, 2, 3, 1], [1, 4, 5, 2]])  # token counts 1:3, 2:2, 3,4,5:1
     p = np.array([3, 2, 1, 1, 1]) ** 0.5  # singular values of a one-hot stack: sqrt(counts)
     p = p / p.sum()
-    assert ev.latent_rank(Onehot(), rows, END, batch_size=1) == pytest.approx(np.exp(-(p * np.log(p)).sum()))
+    assert latent_rank(Onehot(), rows, END, batch_size=1) == pytest.approx(np.exp(-(p * np.log(p)).sum()))
 
 
 # --- reverse walks -----------------------------------------------------------------------
@@ -187,7 +189,7 @@ def test_reverse_walk_prefixes_are_distinct_walks_into_s():
 
 # --- the oracle and a map-blind model ------------------------------------------------------
 def test_oracle_scores_perfectly():
-    oracle = ev.OracleModel(G, TOK)
+    oracle = OracleModel(G, TOK)
     src, dst = eval_pairs()
     assert ev.next_token_test(oracle, G, TOK, held_out_documents(), 8)["next_token_valid"] == 1.0
     rate, gens = ev.valid_trajectories(oracle, G, TOK, src, dst, 30, batch_size=16)
@@ -214,7 +216,7 @@ def test_map_blind_model_scores_lower():
 def test_oracle_handles_packed_rows():
     """The second document of a packed row gets the same logits as on its own; an illegal
     move makes the rest of the document uniform; `end` restarts."""
-    oracle = ev.OracleModel(G, TOK)
+    oracle = OracleModel(G, TOK)
     doc1 = [END, *TOK.encode(node(0, 0), node(0, 2), [2, 2])]
     doc2 = [END, TOK.node_token[5], TOK.node_token[10], D["N"], D["E"]]
     packed = oracle.logits(torch.tensor([doc1 + doc2]))[0, len(doc1):]
@@ -235,7 +237,7 @@ def test_oracle_handles_packed_rows():
 def test_detour_p0_is_greedy_validity():
     """A model with a wrong map (the diagonal missing, rows 0 and 3 two-way) fails some
     trips; without detours the detour test is the valid-trajectories test."""
-    wrong = ev.OracleModel(make_graph(drop=[(15, "NE", 20)], extra=[(11, "W", 10), (12, "W", 11),
+    wrong = OracleModel(make_graph(drop=[(15, "NE", 20)], extra=[(11, "W", 10), (12, "W", 11),
                                                                     (22, "E", 23), (23, "E", 24)]), TOK)
     src, dst = eval_pairs()
     rate, _ = ev.valid_trajectories(wrong, G, TOK, src, dst, 28)
@@ -247,7 +249,7 @@ def test_detour_p0_is_greedy_validity():
 def test_detour_p1_oracle_stays_valid_under_a_tight_budget():
     """Allowed detours keep DEST reachable in time, so the oracle always gets there, even when
     the budget leaves no slack at all (max_len = longest shortest path + 4)."""
-    oracle = ev.OracleModel(G, TOK)
+    oracle = OracleModel(G, TOK)
     src, dst = eval_pairs()
     hops = G.hop_distances()[src, dst]
     base = ev.detour_robustness(oracle, G, TOK, src, dst, p=0.0, n_trials=len(src), max_len=int(hops.max()) + 4)
@@ -302,7 +304,7 @@ EVAL_CFG = {"batch_size": 32, "next_token": {"n_sequences": 40}, "valid": {"n_pa
 
 def test_evaluate_manhattan_end_to_end(tmp_path):
     write_tiny_dataset(tmp_path / "data")
-    oracle = ev.OracleModel(mh.load_graph(tmp_path / "data"), TOK)
+    oracle = OracleModel(mh.load_graph(tmp_path / "data"), TOK)
     res = ev.evaluate_manhattan(oracle, tmp_path / "data", EVAL_CFG, seed=0, device="cpu", out_dir=tmp_path / "o")
     for key in ("next_token_valid", "valid_trajectories", "compression", "detour_robustness"):
         assert res[key] == 1.0, key
