@@ -13,6 +13,13 @@ NO_MAPS_REASON = (
 )
 MH_DIR = f"{OUT}/manhattan"
 
+if MH and not MANHATTAN_MAPS and MH["data"]["pickups"] == "density" and not MH["data"]["trips_file"]:
+    # caught here rather than in the data job: the demand surface is defined by coordinates
+    raise WorkflowError(
+        "benchmarks.manhattan.data.pickups: density needs node coordinates, which this street "
+        "graph lacks (pickle source without graph.pickle.coords); use pickups: uniform or a trips_file"
+    )
+
 
 def mh_source_files(wildcards):
     """Local files the street graph and trips come from, so that replacing them reruns."""

@@ -183,6 +183,10 @@ def test_graph_without_coordinates_skips_maps_and_says_why(workdir):
     override = {"scales": {"smoke": {"benchmarks": {"manhattan": {"graph": {
         "source": "pickle", "pickle": {"neighbors": "neighbors.pkl", "turns": "turns.pkl"}}}}}}}
     (workdir / "pickle.yaml").write_text(yaml.safe_dump(override))
+    out = snakemake(workdir, "-n", "all", "--configfile", "pickle.yaml", check=False)
+    assert "density needs node coordinates" in out  # smoke inherits pickups: density; refused at once
+    override["scales"]["smoke"]["benchmarks"]["manhattan"]["data"] = {"pickups": "uniform"}
+    (workdir / "pickle.yaml").write_text(yaml.safe_dump(override))
     out = snakemake(workdir, "-n", "all", "--configfile", "pickle.yaml")
     assert "fig3 skipped" in out and "no node coordinates" in out
     assert "table1" in planned(out)  # the metrics still work without coordinates
