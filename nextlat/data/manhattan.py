@@ -16,6 +16,7 @@ Generation is therefore prompted with ``end SRC DEST``.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import multiprocessing as mp
 import os
@@ -293,20 +294,6 @@ def random_walks(graph: StreetGraph, src, dst, max_moves: int, rng: np.random.Ge
 # =====================================================================================
 # The dataset on disk
 # =====================================================================================
-# Keys of the ``data`` config block; the defaults are the paper-scale values.
-DATA_DEFAULTS = {
-    "n_trips": 10_000_000,    # pickup/dropoff draws before the split (ignored with trips_file)
-    "pickups": "density",     # "uniform" | "density" (see HOTSPOTS)
-    "trips_file": None,       # CSV/parquet of real trips instead of drawn ones (see read_trips)
-    "heldout_fraction": 0.1,  # of the distinct pairs
-    "n_train": 91_000_000,    # training walks (the original: 91M sequences)
-    "n_test": 100_000,        # walks between held-out pairs (validation loss)
-    "max_moves": 97,          # documents have at most max_moves + 3 = 100 tokens
-    "max_eval_hops": 50,      # evaluation pairs: shortest path of at most this many moves
-    "pack_len": 256,          # packed row length (meta seq_len)
-    "shard_size": 1_000_000,  # walks per seeded shard (part of the data's identity)
-    "seed": 0,
-}
 PROMPT_LEN = 2  # SRC DEST
 # Seed streams: everything is drawn from default_rng([seed, stream, ...]).
 _TRIPS, _SPLIT, _EVAL = 0, 1, 2
@@ -316,15 +303,12 @@ _SHARED: dict = {}  # set in the parent before forking, read by the shard worker
 
 
 def _data_config(data: dict) -> dict:
-    unknown = set(data) - set(DATA_DEFAULTS) - {"workers"}
-    if unknown:
-        raise ValueError(f"unknown Manhattan data key(s) {sorted(unknown)}; known: {sorted(DATA_DEFAULTS)}")
-    cfg = {**DATA_DEFAULTS, **{k: v for k, v in data.items() if k != "workers"}}
-    for key in ("n_train", "n_test", "shard_size", "max_moves", "max_eval_hops", "pack_len"):
-        if int(cfg[key]) < 1:
-            raise ValueError(f"data.{key} must be >= 1, got {cfg[key]}")
-    if not 0.0 < cfg["heldout_fraction"] < 1.0:
-        raise ValueError(f"data.heldout_fraction must lie strictly between 0 and 1, got {cfg['heldout_fraction']}")
+    """The ``data`` block checked against the config schema (benchmarks.manhattan.data), its
+    defaults (the paper's) filled in: one place for keys, ranges and defaults."""
+    from ..config import sub_schema, validate
+
+    cfg = validate(copy.deepcopy(dict(data)), sub_schema("manhattan/properties/data"))
+    cfg.pop("workers", None)  # never changes what is generated
     return cfg
 
 

@@ -15,6 +15,7 @@ is :class:`~nextlat.evaluation.manhattan_oracle.OracleModel`, scored by the same
 """
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -25,14 +26,6 @@ from ..data.manhattan import ManhattanTokenizer
 from ..data.streets import DIRECTIONS, NO_EDGE, UNREACHABLE, StreetGraph
 from .rank import latent_rank
 
-DEFAULTS = {
-    "batch_size": 256,
-    "next_token": {"n_sequences": 1000},
-    "valid": {"n_pairs": 6400, "max_new_tokens": 100},
-    "compression": {"n_trials": 100, "n_suffixes": 30, "epsilon": 0.01, "max_len": 100},
-    "rank": {"n_rows": 256, "row_len": 256, "tol": 1e-12},
-    "detour": {"n_trials": 100, "p": 0.75, "kind": "random_valid", "max_len": 100},
-}
 DETOUR_KINDS = ("random_valid", "second_most_likely")
 N_DIRS = len(DIRECTIONS)
 
@@ -394,11 +387,11 @@ def detour_robustness(model, graph: StreetGraph, tok: ManhattanTokenizer, src, d
 # Pipeline glue
 # =====================================================================================
 def _config(cfg: dict) -> dict:
-    """``cfg`` over :data:`DEFAULTS`, one level deep."""
-    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in DEFAULTS.items()}
-    for k, v in (cfg or {}).items():
-        out[k] = {**out[k], **v} if isinstance(out.get(k), dict) else v
-    return out
+    """``cfg`` checked against the config schema (benchmarks.manhattan.eval), its defaults
+    (the paper's settings) filled in."""
+    from ..config import sub_schema, validate
+
+    return validate(copy.deepcopy(dict(cfg or {})), sub_schema("manhattan/properties/eval"))
 
 
 def _write_samples(path: Path, src, dst, gens: list[list[int]]) -> None:
