@@ -81,6 +81,7 @@ rule manhattan_data:
     resources:
         mem_mb=4000,
         runtime=120,
+    cache: "omit-software"
     conda:
         "../envs/data.yaml"
     script:

@@ -104,9 +104,12 @@ def test_second_workflow_copy_reuses_cached_datasets(tmp_path, monkeypatch):
     monkeypatch.setenv("SNAKEMAKE_OUTPUT_CACHE", str(tmp_path / "cache"))
     (tmp_path / "cache").mkdir()
     target = "results/smoke/pathstar/data/g2x4/meta.json"
+    manhattan = "results/smoke/manhattan/data/rw"  # split folders of parquet parts are cached too
     copies = []
     for name in ("a", "b"):
-        copies.append(snakemake(copy_workflow(tmp_path / name), target, "--cache"))
+        copies.append(snakemake(copy_workflow(tmp_path / name), target, f"{manhattan}/meta.json", "--cache"))
+    assert (tmp_path / "b" / manhattan / "meta.json").is_symlink()
+    assert list((tmp_path / "b" / manhattan / "train").glob("part-*.parquet"))
     assert "Moving output file" in copies[0] and "to cache" in copies[0]
     assert "Moving output file" not in copies[1]  # the second copy only links
     linked = tmp_path / "b" / target
