@@ -49,12 +49,13 @@ def _pathstar_data(task: str, data: dict, out_dir: Path, workers=None):
                                   data.get("seed", 0))
 
 
-def _pathstar_train(data_dir: Path):
-    # Held-out graphs serve as validation loss only; reported results always come from the
-    # final weights, never from a validation-selected checkpoint.
-    from .data import pathstar
+def _stored_splits(name: str) -> Callable[[Path], tuple]:
+    """(train, test) loader for a benchmark in the shared store layout. The held-out test
+    split serves as validation loss only; reported results always come from the final
+    weights, never from a validation-selected checkpoint."""
+    from .data import store
 
-    return pathstar.load_split(data_dir, "train"), pathstar.load_split(data_dir, "test")
+    return lambda data_dir: (store.load_split(data_dir, "train", name), store.load_split(data_dir, "test", name))
 
 
 def _pathstar_eval(objective, data_dir: Path, cfg: dict, seed: int, device: str, out_dir=None) -> dict:
@@ -83,13 +84,6 @@ def _countdown_data(task: str, data: dict, out_dir: Path, workers=None):
     return countdown.write_dataset(out_dir, data["n_train"], data["n_test"], data["seed"],
                                    max_target=data["max_target"], max_number=data["max_number"],
                                    n_pause=data["n_pause"], workers=data.get("workers") or workers)
-
-
-def _countdown_train(data_dir: Path):
-    # The test split (held-out targets) doubles as validation loss, as for Path-Star.
-    from .data import countdown
-
-    return countdown.load_split(data_dir, "train"), countdown.load_split(data_dir, "test")
 
 
 def _countdown_eval(objective, data_dir: Path, cfg: dict, seed: int, device: str, out_dir=None) -> dict:
@@ -152,8 +146,9 @@ def _manhattan_eval(objective, data_dir: Path, cfg: dict, seed: int, device: str
 ADAPTERS = {
     "manhattan": Adapter(_manhattan_vars, _manhattan_model, _manhattan_data, _manhattan_train, _manhattan_eval,
                          data_config=lambda bench: {"graph": bench["graph"], **bench["data"]}),
-    "countdown": Adapter(_countdown_vars, _countdown_model, _countdown_data, _countdown_train, _countdown_eval),
-    "pathstar": Adapter(_pathstar_vars, _pathstar_model, _pathstar_data, _pathstar_train, _pathstar_eval),
+    "countdown": Adapter(_countdown_vars, _countdown_model, _countdown_data, _stored_splits("Countdown"),
+                         _countdown_eval),
+    "pathstar": Adapter(_pathstar_vars, _pathstar_model, _pathstar_data, _stored_splits("Path-Star"), _pathstar_eval),
 }
 
 

@@ -169,7 +169,8 @@ def manhattan_oracle_eval(data_dir: str | Path, eval_cfg: dict, seed: int, out_j
     from .evaluation.manhattan_oracle import OracleModel
 
     data_dir = Path(data_dir)
-    graph, tok = manhattan.load_graph(data_dir), manhattan.load_tokenizer(data_dir)
+    graph = manhattan.load_graph(data_dir)
+    tok = manhattan.load_tokenizer(data_dir, graph)
     oracle = OracleModel(graph, tok, tok.vocab_size)
     metrics = evaluate_manhattan(oracle, data_dir, eval_cfg, seed, "cpu", out_dir=Path(out_json).parent)
     record = {"run": {"run_id": "oracle", "benchmark": "manhattan", "method": "true world model",
@@ -186,12 +187,13 @@ def reconstruct_samples(samples: str | Path, data_dir: str | Path, recon_cfg: di
     from .data import manhattan
     from .evaluation.reconstruction import reconstruct, sequences_from_tokens
 
-    graph, tok = manhattan.load_graph(data_dir), manhattan.load_tokenizer(data_dir)
+    graph = manhattan.load_graph(data_dir)
+    tok = manhattan.load_tokenizer(data_dir, graph)
     table = pq.read_table(samples).to_pydict()
     seqs = sequences_from_tokens(tok, table["src"], table["dst"], table["tokens"])
     recon = reconstruct(graph, seqs, degree=recon_cfg["degree"], distance_miles=recon_cfg["distance_miles"],
                         n_sequences=recon_cfg["n_sequences"], seed=seed)
-    _atomic_write_text(Path(out_json), recon.to_json())
+    recon.save(out_json)
     log.info("reconstruction from %s: %s", samples, recon.counts)
     return recon.counts
 
@@ -219,7 +221,7 @@ def manhattan_maps(recons: dict, graph_path: str | Path, opts: dict, outputs: di
     graph = StreetGraph.load(graph_path)
     rows, pngs = [], {}
     for label, path in recons.items():
-        recon = Reconstruction.from_json(Path(path).read_text(), graph)
+        recon = Reconstruction.load(path, graph)
         rows.append({"map": label, **recon.counts})
         html = {view: outputs[f"{label}_{view}_html"] for view in opts["views"]}
         files = write_maps(graph, recon, html, views=opts["views"], png=opts["png"],

@@ -133,11 +133,9 @@ rule manhattan_oracle:
 
 def recon_inputs(wildcards):
     task = RUNS[wildcards.name].task if wildcards.kind == "runs" else wildcards.name
-    return {
-        "samples": f"{MH_DIR}/{wildcards.kind}/{wildcards.name}/samples.parquet",
-        "graph": data_files("manhattan", task)["graph"],
-        "meta": data_files("manhattan", task)["meta"],
-    }
+    data = data_files("manhattan", task)
+    return {"samples": f"{MH_DIR}/{wildcards.kind}/{wildcards.name}/samples.parquet",
+            "graph": data["graph"], "meta": data["meta"]}
 
 
 rule manhattan_reconstruct:

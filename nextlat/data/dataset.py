@@ -66,13 +66,10 @@ class TokenDataset:
 def write_token_table(path: str | Path, rows: list[list[int]], prompt_lens: list[int],
                       extra: dict[str, list] | None = None) -> None:
     """Write sequences as parquet atomically (temp file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.table({"tokens": pa.array(rows, type=pa.list_(pa.int32())),
-                      "prompt_len": pa.array(prompt_lens, type=pa.int32()), **(extra or {})})
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    pq.write_table(table, tmp)
-    tmp.replace(path)
+    from .store import write_parquet
+
+    write_parquet(path, pa.table({"tokens": pa.array(rows, type=pa.list_(pa.int32())),
+                                  "prompt_len": pa.array(prompt_lens, type=pa.int32()), **(extra or {})}))
 
 
 def read_token_table(path: str | Path, packed: bool = False, pad_id: int | None = None) -> TokenDataset:

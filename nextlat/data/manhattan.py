@@ -327,15 +327,6 @@ def documents(tok: ManhattanTokenizer, src, dst, lengths, dirs) -> tuple[np.ndar
     return offsets, values
 
 
-def _write_table(path: Path, table) -> None:
-    """Parquet written to a temp file and renamed, so a part file is complete or absent."""
-    import pyarrow.parquet as pq
-
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
-
-
 def _write_shard(job: tuple[str, int, int]) -> tuple[int, int]:
     """Generate and write walk shard ``k`` of a split; returns (documents, tokens)."""
     import pyarrow as pa
@@ -349,7 +340,7 @@ def _write_shard(job: tuple[str, int, int]) -> tuple[int, int]:
     offsets, values = documents(s["tok"], src[pick], dst[pick], lengths, dirs)
     tokens = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(values))
     table = pa.table({"tokens": tokens, "prompt_len": pa.array(np.full(n, PROMPT_LEN, dtype=np.int32))})
-    _write_table(s["out"] / split / f"part-{k:05d}.parquet", table)
+    store.write_parquet(s["out"] / split / f"part-{k:05d}.parquet", table)
     return n, len(values)
 
 
@@ -411,8 +402,8 @@ def write_dataset(out_dir: str | Path, graph: StreetGraph, data: dict, vocab_siz
     if train.all() or not train.any():
         raise ValueError(f"need at least two distinct trip pairs to hold some out; got {len(src)} trips")
     pairs, eval_pairs, n_train_pairs = _pairs_tables(graph, src, dst, train, hops, cfg)
-    _write_table(out / "pairs.parquet", pairs)
-    _write_table(out / "eval_pairs.parquet", eval_pairs)
+    store.write_parquet(out / "pairs.parquet", pairs)
+    store.write_parquet(out / "eval_pairs.parquet", eval_pairs)
 
     jobs = [(split, k, min(cfg["shard_size"], n - a))
             for split, n in (("train", int(cfg["n_train"])), ("test", int(cfg["n_test"])))
@@ -489,13 +480,14 @@ def load_documents(data_dir: str | Path, split: str, limit: int | None = None) -
     return flat, lengths
 
 
-def packed_split(data_dir: str | Path, split: str, pack_len: int | None = None):
+def packed_split(data_dir: str | Path, split: str, pack_len: int | None = None, limit: int | None = None):
     """A split as packed rows: the stream ``end doc1 doc2 ...`` cut into ``pack_len`` tokens.
 
     Documents end with ``end``, so one leading ``end`` makes every document *start* after
     an ``end``, which is the layout's document boundary (models.layout). Rows are cut
     anywhere (a document may continue on the next row); the incomplete tail is dropped.
-    Every token is supervised, as in the original training.
+    Every token is supervised, as in the original training. ``limit`` reads only the
+    first ``limit`` documents.
     """
     import torch
 
@@ -503,7 +495,7 @@ def packed_split(data_dir: str | Path, split: str, pack_len: int | None = None):
 
     meta = load_meta(data_dir)
     pack_len = int(pack_len or meta["seq_len"])
-    flat, _ = load_documents(data_dir, split)
+    flat, _ = load_documents(data_dir, split, limit)
     stream = np.concatenate([[meta["eos_id"]], flat])
     n_rows = len(stream) // pack_len
     if n_rows == 0:

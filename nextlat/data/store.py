@@ -20,6 +20,18 @@ def write_meta(out_dir: str | Path, meta: dict) -> dict:
     return meta
 
 
+def write_parquet(path: str | Path, table) -> None:
+    """Write a pyarrow table to ``path`` via a temp file and a rename, so the file is either
+    complete or absent (a killed job never leaves a half-written table behind)."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
 def load_meta(data_dir: str | Path, name: str = "") -> dict:
     path = Path(data_dir) / META_FILE
     if not path.exists():

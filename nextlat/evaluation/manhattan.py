@@ -16,7 +16,6 @@ is :class:`~nextlat.evaluation.manhattan_oracle.OracleModel`, scored by the same
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import numpy as np
@@ -397,22 +396,21 @@ def _config(cfg: dict) -> dict:
 def _write_samples(path: Path, src, dst, gens: list[list[int]]) -> None:
     """``samples.parquet`` (src, dst node indices, generated tokens), written atomically."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    table = pa.table({"src": pa.array(np.asarray(src, dtype=np.int64)),
-                      "dst": pa.array(np.asarray(dst, dtype=np.int64)),
-                      "tokens": pa.array(gens, type=pa.list_(pa.int32()))})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    from ..data.store import write_parquet
+
+    write_parquet(path, pa.table({"src": pa.array(np.asarray(src, dtype=np.int64)),
+                                  "dst": pa.array(np.asarray(dst, dtype=np.int64)),
+                                  "tokens": pa.array(gens, type=pa.list_(pa.int32()))}))
 
 
 def _rank_or_none(objective, data_dir, rcfg: dict, eos_id: int, batch_size: int, device) -> tuple[float | None, int]:
     """Effective latent rank on held-out packed rows; None for a model without hidden states."""
     from ..data import manhattan as data
 
-    rows = data.packed_split(data_dir, "test", pack_len=rcfg["row_len"]).tokens[: rcfg["n_rows"]]
+    # every document has >= 4 tokens, so n_rows * row_len documents fill the rows asked for
+    need = rcfg["n_rows"] * rcfg["row_len"]
+    rows = data.packed_split(data_dir, "test", pack_len=rcfg["row_len"], limit=need).tokens[: rcfg["n_rows"]]
     try:
         return latent_rank(objective, rows, eos_id, batch_size, rcfg["tol"], device), rows.size(0)
     except NotImplementedError:
