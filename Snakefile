@@ -2,7 +2,8 @@
 #   snakemake --cores 2 fig6                 # Figure 6 (Path-Star) at the default scale
 #   snakemake --cores 2 table1 fig3          # Table 1 and Figure 3 (Manhattan world models)
 #   snakemake --cores 2 --config scale=smoke # the whole DAG, tiny
-# See README.md and config.yaml.
+# See README.md and config.yaml. Each benchmark is a slice (nextlat/benchmarks/<name>/) plus
+# rules/<name>.smk; the generic data, train and eval rules serve every one of them.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -18,11 +19,15 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/eval.smk"
-include: "rules/figures.smk"
-include: "rules/manhattan.smk"
+include: "rules/stages.smk"
+
+
+for _benchmark in ENABLED:  # a benchmark's own rules: report targets and extra stages
+
+    include: f"rules/{_benchmark}.smk"
 
 
 rule all:
     default_target: True
     input:
-        all_targets(),
+        ALL_TARGETS,

@@ -67,7 +67,7 @@ def cmd_runs(args):
 
 
 def cmd_data(args):
-    from .pipeline import data_config, make_data
+    from .stages.data import data_config, make_data
 
     cfg = _load(args)
     out = Path(args.out or Path(cfg["results"]) / cfg["scale"] / args.benchmark / "data" / args.task)
@@ -76,7 +76,7 @@ def cmd_data(args):
 
 
 def cmd_train(args):
-    from .pipeline import train
+    from .stages.train import train
 
     cfg = _load(args)
     run = _run(cfg, args.run)
@@ -88,14 +88,14 @@ def cmd_train(args):
 
 def cmd_train_config(args):
     """Train from a resolved run config file (a run's config.yaml); also the rank entry point."""
-    from .pipeline import train
+    from .stages.train import train
 
     run_cfg = yaml.safe_load(Path(args.run_config).read_text())
     print(train(run_cfg, Path(args.data), Path(args.out), on_stale=args.on_stale, stop_after=args.stop_after))
 
 
 def cmd_eval(args):
-    from .pipeline import evaluate
+    from .stages.evaluate import evaluate
 
     cfg = _load(args)
     run = _run(cfg, args.run)

@@ -2,8 +2,9 @@
 
 ``config.yaml`` holds the paper's settings at top level and named override sets under
 ``scales``. :func:`resolve` deep-merges the chosen scale in, then validates the result
-against ``nextlat/schemas/config.schema.yaml`` (filling schema defaults), so a bad key
-stops everything with its dotted path before any job is planned.
+against the schema (``nextlat/schemas/config.schema.yaml`` plus each benchmark's
+``schema.yaml``; schema defaults are filled in), so a bad key stops everything with its
+dotted path before any job is planned.
 """
 from __future__ import annotations
 
@@ -20,7 +21,17 @@ class ConfigError(ValueError):
 
 
 def load_schema() -> dict:
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+    """The full config schema: the shared file plus each registered benchmark's block
+    (``nextlat/benchmarks/<name>/schema.yaml``, under ``$defs/<name>``) and the method
+    block generated from the registered objectives' settings."""
+    from . import benchmarks
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())
+    slots = schema["properties"]["benchmarks"]["properties"]
+    for name in benchmarks.names():
+        schema["$defs"][name] = yaml.safe_load(benchmarks.schema_file(name).read_text())
+        slots[name] = {"$ref": f"#/$defs/{name}"}
+    return schema
 
 
 def deep_merge(base: dict, override: dict) -> dict:

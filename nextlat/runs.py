@@ -76,10 +76,11 @@ def _method_variants(entry: dict, variables: dict[str, int]):
 def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
     bench = cfg["benchmarks"][name]
     adapter = benchmarks.get(name)
+    adapter.check(bench)
     runs: list[RunSpec] = []
     for task in bench["tasks"]:
         variables = adapter.task_vars(task)
-        model = dict(bench["model"], **adapter.model_extras(bench, task))
+        model = dict(bench["model"], **adapter.model_fields(bench, task))
         for entry in bench["methods"]:
             for h, suffix, method in _method_variants(entry, variables):
                 for seed in bench["seeds"]:

@@ -1,24 +1,40 @@
-# Configuration, the run matrix and helpers shared by all rule files.
+# Configuration, the benchmark registry, the run matrix and helpers shared by all rule files.
+# Nothing here names a benchmark: each one is a slice (nextlat/benchmarks/<name>/) and a
+# rules file (rules/<name>.smk) found through the registry.
 import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
-from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)  # import `nextlat` from this checkout
 
+from nextlat import benchmarks as registry
 from nextlat import config as nlconfig
-from nextlat.benchmarks import manhattan_has_coords
-from nextlat.pipeline import data_config
+from nextlat.codedeps import module_files, objective_module
 from nextlat.runs import expand_runs
+from nextlat.stages.data import data_config
 
-CFG = nlconfig.merge_scale(config)
-validate(CFG, schema="../nextlat/schemas/config.schema.yaml")  # fills schema defaults
-RUNS = expand_runs(CFG)
+# The schema is composed from the shared file and each slice's schema.yaml, so it is checked
+# with the library's validator (the same jsonschema, defaults filled in) rather than
+# snakemake.utils.validate, which only reads one schema file.
+try:
+    CFG = nlconfig.validate(nlconfig.merge_scale(config))
+    RUNS = expand_runs(CFG)
+except nlconfig.ConfigError as err:
+    raise WorkflowError(f"config.yaml: {err}") from None
 OUT = f"{CFG['results']}/{CFG['scale']}"
 RUNTIME = CFG["runtime"]
 USES_GPU = RUNTIME["request_gpus"] or RUNTIME["accelerator"] in ("gpu", "cuda")
+ALL_TARGETS = []  # each rules/<name>.smk appends its report targets; `all` builds them
+
+
+def enabled(name):
+    return name in CFG["benchmarks"] and CFG["benchmarks"][name].get("enabled", True)
+
+
+ENABLED = [name for name in registry.names() if enabled(name)]
+SPECS = {name: registry.get(name) for name in ENABLED}
 
 
 def job_resources(devices, runtime_min):
@@ -27,7 +43,7 @@ def job_resources(devices, runtime_min):
     Read by Snakemake locally (`--resources gpu=N` caps concurrent GPU jobs) and by the
     SLURM executor (gpu -> --gpus, tasks -> --ntasks, mem_mb, runtime). A job with several
     ranks gets `mpi`, so the SLURM job step runs our own `srun --ntasks` (see
-    nextlat.pipeline.launch_command) instead of wrapping the job in `srun -n1`.
+    nextlat.stages.train.launch_command) instead of wrapping the job in `srun -n1`.
     """
     res = {"mem_mb": RUNTIME["mem_mb"], "runtime": runtime_min}
     if USES_GPU:
@@ -48,81 +64,78 @@ EVAL_RESOURCES = job_resources(1, 60)
 
 
 wildcard_constraints:
-    benchmark="|".join(CFG["benchmarks"]),
+    benchmark="|".join(ENABLED) or "none",
     task=r"[a-z0-9]+",
     run=r"[A-Za-z0-9_.\-]+",
 
 
-def lib(*patterns):
-    """Library files a rule's results depend on: listed as inputs so that editing them
-    reruns exactly the rules that use them (Snakemake does not track imported modules)."""
-    root = Path(workflow.basedir) / "nextlat"
-    return sorted(str(p) for pat in patterns for p in root.glob(pat))
+# --- code inputs: what a stage imports ------------------------------------------------------
+SCHEMA_FILES = [str(Path(workflow.basedir) / "nextlat/schemas/config.schema.yaml")] + [
+    str(registry.schema_file(name)) for name in registry.names()]
 
 
-def model_code(wildcards):
-    """Code that defines a run's model: the trunk, the interface and its own method."""
-    method = RUNS[wildcards.run].method
-    return lib("models/*.py", "objectives/__init__.py", "objectives/base.py", f"objectives/{method}.py")
+def code(*modules):
+    """The library files the given modules import (nextlat.codedeps), listed as inputs so
+    that editing one reruns exactly the rules whose stage runs it. A stage that validates a
+    config block through nextlat.config also depends on the schema files."""
+    files = list(module_files(*modules))
+    if any(f.endswith("nextlat/config.py") for f in files):
+        files += SCHEMA_FILES
+    return files
 
 
+def slice_module(benchmark, module):
+    return SPECS[benchmark].module_name(module)
+
+
+def run_of(wildcards):
+    return RUNS[wildcards.run]
+
+
+# --- paths -----------------------------------------------------------------------------------
 def bench_cfg(name):
     return CFG["benchmarks"][name]
-
-
-def evals_of(benchmark):
-    return [f"{OUT}/{benchmark}/runs/{r.run_id}/eval.json" for r in RUNS.values() if r.benchmark == benchmark]
-
-
-def run_cfg(wildcards):
-    """What defines a run (goes through params:, so a change reruns it). `runtime` is left
-    out on purpose: devices, precision or threads never retrain anything (use
-    --forcerun to retrain after such a change); scripts read it from the config instead."""
-    return {k: v for k, v in RUNS[wildcards.run].config.items() if k != "runtime"}
 
 
 def data_dir(benchmark, task):
     return f"{OUT}/{benchmark}/data/{task}"
 
 
+def run_dir(benchmark, run_id):
+    return f"{OUT}/{benchmark}/runs/{run_id}"
+
+
+def _outputs(spec_outputs, folder):
+    return {key: directory(f"{folder}/{o.path}") if o.directory else f"{folder}/{o.path}"
+            for key, o in spec_outputs.items()}
+
+
+def data_outputs(benchmark, task="{task}"):
+    """The files of one dataset, as the benchmark's spec declares them."""
+    return _outputs(SPECS[benchmark].data_outputs, data_dir(benchmark, task))
+
+
 def data_files(benchmark, task):
-    """A dataset's files; Manhattan's splits are folders of parquet shards."""
-    d = data_dir(benchmark, task)
-    if benchmark == "manhattan":
-        return {"meta": f"{d}/meta.json", "train": f"{d}/train", "test": f"{d}/test",
-                "graph": f"{d}/graph.graphml", "eval_pairs": f"{d}/eval_pairs.parquet"}
-    return {"meta": f"{d}/meta.json", "train": f"{d}/train.parquet", "test": f"{d}/test.parquet"}
+    """Plain paths of a dataset's files (inputs of later stages)."""
+    return {k: f"{data_dir(benchmark, task)}/{o.path}" for k, o in SPECS[benchmark].data_outputs.items()}
 
 
 def run_data(wildcards):
     """The generated dataset a run trains and is evaluated on."""
-    run = RUNS[wildcards.run]
+    run = run_of(wildcards)
     return data_files(run.benchmark, run.task)
 
 
-# Benchmarks served by the generic data/eval rules; Manhattan has its own (rules/manhattan.smk)
-# because its datasets and evaluations write extra files (graph, pairs, generated samples).
-GENERIC = "|".join(b for b in CFG["benchmarks"] if b != "manhattan") or "none"
+def eval_file(benchmark, run_id):
+    return f"{run_dir(benchmark, run_id)}/{SPECS[benchmark].eval_outputs['eval'].path}"
 
 
-# Data generation that runs in parallel asks the scheduler for this many cores.
-DATA_THREADS = {"countdown": 2, "manhattan": 2}
+def evals_of(benchmark):
+    return [eval_file(benchmark, r.run_id) for r in RUNS.values() if r.benchmark == benchmark]
 
 
-def enabled(name):
-    return name in CFG["benchmarks"] and bench_cfg(name).get("enabled", True)
-
-
-def all_targets():
-    targets = []
-    if enabled("pathstar"):
-        targets += rules.fig6.output
-    if enabled("countdown"):
-        targets += rules.fig4.output + rules.fig5.output
-    if enabled("manhattan"):
-        targets += rules.table1.output
-        if MANHATTAN_MAPS:
-            targets += rules.fig3.output
-        else:
-            logger.warning(f"fig3 skipped: {NO_MAPS_REASON}")
-    return targets
+def run_cfg(wildcards):
+    """What defines a run (goes through params:, so a change reruns it). `runtime` is left
+    out on purpose: devices, precision or threads never retrain anything (use
+    --forcerun to retrain after such a change); scripts read it from the config instead."""
+    return {k: v for k, v in run_of(wildcards).config.items() if k != "runtime"}

@@ -1,26 +1,28 @@
-# Data generation, one rule for every benchmark. Seeded and deterministic, so outputs are
-# cacheable across workflow copies (`--cache` with $SNAKEMAKE_OUTPUT_CACHE set).
+# Data generation: one rule per enabled benchmark (`<name>_data`), its outputs the files the
+# benchmark's spec declares. Seeded and deterministic, so outputs are cacheable across
+# workflow copies (`--cache` with $SNAKEMAKE_OUTPUT_CACHE set).
 
+for _name, _spec in SPECS.items():
 
-rule data:
-    wildcard_constraints:
-        benchmark=GENERIC,
-    output:
-        train=f"{OUT}/{{benchmark}}/data/{{task}}/train.parquet",
-        test=f"{OUT}/{{benchmark}}/data/{{task}}/test.parquet",
-        meta=f"{OUT}/{{benchmark}}/data/{{task}}/meta.json",
-    input:
-        code=lambda w: lib(f"data/{w.benchmark}.py", "data/dataset.py", "data/store.py"),
-    params:
-        data=lambda w: data_config(w.benchmark, bench_cfg(w.benchmark)),
-    log:
-        f"{OUT}/logs/data/{{benchmark}}/{{task}}.log",
-    threads: lambda w: DATA_THREADS.get(w.benchmark, 1)
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    cache: "omit-software"
-    conda:
-        "../envs/data.yaml"
-    script:
-        "../workflow_scripts/make_data.py"
+    rule:
+        name:
+            f"{_name}_data"
+        output:
+            **data_outputs(_name),
+        input:
+            sources=lambda w, b=_name: SPECS[b].data_sources(bench_cfg(b)),
+            code=code("nextlat.stages.data", slice_module(_name, "data")),
+        params:
+            benchmark=_name,
+            data=lambda w, b=_name: data_config(b, bench_cfg(b)),
+        log:
+            f"{OUT}/logs/data/{_name}/{{task}}.log",
+        threads: _spec.data_resources.threads
+        resources:
+            mem_mb=_spec.data_resources.mem_mb,
+            runtime=_spec.data_resources.runtime_min,
+        cache: "omit-software"
+        conda:
+            "../envs/data.yaml"
+        script:
+            "../workflow_scripts/make_data.py"

@@ -1,25 +1,27 @@
-# Checkpoint evaluation on held-out data, one rule for every benchmark.
+# Checkpoint evaluation on held-out data: one rule per enabled benchmark (`<name>_eval`),
+# its outputs the files the benchmark's spec declares (eval.json, and e.g. generated samples).
 
+for _name, _spec in SPECS.items():
 
-rule eval:
-    wildcard_constraints:
-        benchmark=GENERIC,
-    output:
-        f"{OUT}/{{benchmark}}/runs/{{run}}/eval.json",
-    input:
-        unpack(run_data),
-        model=f"{OUT}/{{benchmark}}/runs/{{run}}/model.pt",
-        model_code=model_code,
-        code=lambda w: lib(f"evaluation/{w.benchmark}.py", "training/checkpoint.py"),
-    params:
-        cfg=run_cfg,
-        eval=lambda w: bench_cfg(w.benchmark)["eval"],
-    log:
-        f"{OUT}/logs/eval/{{benchmark}}/{{run}}.log",
-    threads: RUNTIME["num_threads"] or 1
-    resources:
-        **EVAL_RESOURCES,
-    conda:
-        "../envs/eval.yaml"
-    script:
-        "../workflow_scripts/evaluate.py"
+    rule:
+        name:
+            f"{_name}_eval"
+        output:
+            **_outputs(_spec.eval_outputs, run_dir(_name, "{run}")),
+        input:
+            unpack(run_data),
+            model=f"{OUT}/{_name}/runs/{{run}}/model.pt",
+            code=lambda w, b=_name: code("nextlat.stages.evaluate", objective_module(run_of(w).method),
+                                         slice_module(b, "evaluate")),
+        params:
+            cfg=run_cfg,
+            eval=lambda w, b=_name: bench_cfg(b)["eval"],
+        log:
+            f"{OUT}/logs/eval/{_name}/{{run}}.log",
+        threads: RUNTIME["num_threads"] or 1
+        resources:
+            **EVAL_RESOURCES,
+        conda:
+            "../envs/eval.yaml"
+        script:
+            "../workflow_scripts/evaluate.py"

@@ -1,33 +1,18 @@
-# Manhattan world models (Table 1, Figure 3): street graph + traversals -> training (the
-# shared `train` rule) -> world-model metrics -> graph reconstruction -> table1 and fig3.
-# Manhattan has its own data and eval rules because they write more than the generic ones:
-# the graph and trip pairs with the data, and the generated traversals with each evaluation
-# (the reconstruction and maps are built from them).
+# Manhattan world models (Table 1, Figure 3): street graph + traversals (the generic
+# `manhattan_data` rule, with the graph and trip pairs the spec declares) -> training ->
+# world-model metrics and generated traversals (`manhattan_eval`) -> graph reconstruction
+# -> table1 and fig3. This file adds the true world model (an oracle evaluated like a run),
+# the reconstructions and the two report targets. Code: nextlat/benchmarks/manhattan/.
+from nextlat.benchmarks.manhattan.data import has_coords as manhattan_has_coords
 
-MH = bench_cfg("manhattan") if enabled("manhattan") else None
-MANHATTAN_MAPS = bool(MH) and manhattan_has_coords(MH["graph"])
+MH = bench_cfg("manhattan")
+MH_DIR = f"{OUT}/manhattan"
+MANHATTAN_MAPS = manhattan_has_coords(MH["graph"])
 NO_MAPS_REASON = (
     "the Manhattan street graph has no node coordinates (graph.source: pickle without "
     "graph.pickle.coords), and map reconstruction and maps need them; point "
     "graph.pickle.coords to a node,lat,lon CSV or use the osm or synthetic source"
 )
-MH_DIR = f"{OUT}/manhattan"
-
-if MH and not MANHATTAN_MAPS and MH["data"]["pickups"] == "density" and not MH["data"]["trips_file"]:
-    # caught here rather than in the data job: the demand surface is defined by coordinates
-    raise WorkflowError(
-        "benchmarks.manhattan.data.pickups: density needs node coordinates, which this street "
-        "graph lacks (pickle source without graph.pickle.coords); use pickups: uniform or a trips_file"
-    )
-
-
-def mh_source_files(wildcards):
-    """Local files the street graph and trips come from, so that replacing them reruns."""
-    g, data = MH["graph"], MH["data"]
-    files = [g["osm"].get("xml")] if g["source"] == "osm" else []
-    if g["source"] == "pickle":
-        files += [g["pickle"].get(k) for k in ("neighbors", "turns", "coords")]
-    return [f for f in files + [data.get("trips_file")] if f]
 
 
 def mh_first_seed_runs():
@@ -61,74 +46,21 @@ def fig3_outputs():
     return out
 
 
-rule manhattan_data:
-    output:
-        train=directory(f"{MH_DIR}/data/{{task}}/train"),
-        test=directory(f"{MH_DIR}/data/{{task}}/test"),
-        graph=f"{MH_DIR}/data/{{task}}/graph.graphml",
-        pairs=f"{MH_DIR}/data/{{task}}/pairs.parquet",
-        eval_pairs=f"{MH_DIR}/data/{{task}}/eval_pairs.parquet",
-        meta=f"{MH_DIR}/data/{{task}}/meta.json",
-    input:
-        sources=mh_source_files,
-        code=lib("data/manhattan.py", "data/streets/*.py", "data/dataset.py", "data/store.py"),
-    params:
-        benchmark="manhattan",
-        data=lambda w: data_config("manhattan", MH),
-    log:
-        f"{OUT}/logs/data/manhattan/{{task}}.log",
-    threads: DATA_THREADS["manhattan"]
-    resources:
-        mem_mb=4000,
-        runtime=120,
-    cache: "omit-software"
-    conda:
-        "../envs/data.yaml"
-    script:
-        "../workflow_scripts/make_data.py"
-
-
-rule manhattan_eval:
-    output:
-        eval=f"{MH_DIR}/runs/{{run}}/eval.json",
-        samples=f"{MH_DIR}/runs/{{run}}/samples.parquet",
-    input:
-        unpack(run_data),
-        model=f"{MH_DIR}/runs/{{run}}/model.pt",
-        model_code=model_code,
-        code=lib("evaluation/manhattan.py", "evaluation/rank.py", "data/manhattan.py", "data/streets/*.py", "training/checkpoint.py"),
-    params:
-        cfg=run_cfg,
-        eval=lambda w: MH["eval"],
-    log:
-        f"{OUT}/logs/eval/manhattan/{{run}}.log",
-    threads: RUNTIME["num_threads"] or 1
-    resources:
-        **EVAL_RESOURCES,
-    conda:
-        "../envs/eval.yaml"
-    script:
-        "../workflow_scripts/evaluate.py"
-
-
-rule manhattan_oracle:
-    """The 'true world model' row: the same evaluation of a model that reads the true graph."""
+# The "true world model" row: the evaluation stage run on an oracle that reads the true graph.
+use rule benchmark_stage as manhattan_oracle with:
     output:
         eval=f"{MH_DIR}/oracle/{{task}}/eval.json",
         samples=f"{MH_DIR}/oracle/{{task}}/samples.parquet",
     input:
         unpack(lambda w: data_files("manhattan", w.task)),
-        code=lib("evaluation/manhattan*.py", "data/manhattan.py", "data/streets/*.py"),
+        code=code(slice_module("manhattan", "oracle")),
     params:
+        benchmark="manhattan",
+        stage="oracle:evaluate_oracle",
         eval=lambda w: MH["eval"],
         seed=lambda w: MH["seeds"][0],
     log:
         f"{OUT}/logs/eval/manhattan/oracle_{{task}}.log",
-    threads: 1
-    conda:
-        "../envs/eval.yaml"
-    script:
-        "../workflow_scripts/manhattan_oracle.py"
 
 
 def recon_inputs(wildcards):
@@ -138,13 +70,15 @@ def recon_inputs(wildcards):
             "graph": data["graph"], "meta": data["meta"]}
 
 
-rule manhattan_reconstruct:
+use rule benchmark_stage as manhattan_reconstruct with:
     output:
-        mh_recon("{kind}", "{name}"),
+        recon=mh_recon("{kind}", "{name}"),
     input:
         unpack(recon_inputs),
-        code=lib("evaluation/reconstruction.py", "data/streets/*.py"),
+        code=code(slice_module("manhattan", "reconstruction")),
     params:
+        benchmark="manhattan",
+        stage="reconstruction:reconstruct_samples",
         cfg=lambda w: MH["eval"]["reconstruction"],
         seed=lambda w: MH["seeds"][0],
     wildcard_constraints:
@@ -152,14 +86,9 @@ rule manhattan_reconstruct:
         name=r"[A-Za-z0-9_.\-]+",
     log:
         f"{OUT}/logs/reconstruct/{{kind}}_{{name}}.log",
-    threads: 1
-    conda:
-        "../envs/eval.yaml"
-    script:
-        "../workflow_scripts/reconstruct.py"
 
 
-rule table1:
+use rule benchmark_report as table1 with:
     output:
         csv=report(
             f"{OUT}/tables/table1_manhattan.csv",
@@ -170,36 +99,39 @@ rule table1:
     input:
         evals=lambda w: evals_of("manhattan"),
         oracle=lambda w: [f"{MH_DIR}/oracle/{t}/eval.json" for t in MH["tasks"]],
-        code=lib("tables.py"),
+        code=code(slice_module("manhattan", "report")),
+    params:
+        benchmark="manhattan",
+        stage="report:table1",
     log:
         f"{OUT}/logs/table1.log",
-    localrule: True
-    conda:
-        "../envs/plots.yaml"
-    script:
-        "../workflow_scripts/table1.py"
 
 
 def fig3_inputs(wildcards):
     if not MANHATTAN_MAPS:
         raise WorkflowError(f"fig3 cannot be built: {NO_MAPS_REASON}")
+    vendor = sorted(str(p) for p in (Path(workflow.basedir) / "nextlat/benchmarks/manhattan/vendor").glob("*"))
     return {"graph": data_files("manhattan", MH["tasks"][0])["graph"],
-            "code": lib("plots/maps.py", "plots/vendor/*", "evaluation/reconstruction.py")}
+            "code": code(slice_module("manhattan", "report"), slice_module("manhattan", "maps")) + vendor}
 
 
-rule fig3:
+use rule benchmark_report as fig3 with:
     output:
-        **(fig3_outputs() if MH else {}),
+        **fig3_outputs(),
     input:
         unpack(fig3_inputs),
         recons=lambda w: list(fig3_maps().values()),
     params:
+        benchmark="manhattan",
+        stage="report:fig3",
         maps=lambda w: fig3_maps(),
         opts=lambda w: MH["maps"],
     log:
         f"{OUT}/logs/fig3.log",
-    localrule: True
-    conda:
-        "../envs/plots.yaml"
-    script:
-        "../workflow_scripts/fig3.py"
+
+
+ALL_TARGETS.extend(rules.table1.output)
+if MANHATTAN_MAPS:
+    ALL_TARGETS.extend(rules.fig3.output)
+else:
+    logger.warning(f"fig3 skipped: {NO_MAPS_REASON}")

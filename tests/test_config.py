@@ -131,8 +131,8 @@ def test_manhattan_paper_matrix_is_table1():
 
 
 def test_manhattan_vocabulary_is_sized_before_the_graph_exists():
-    from nextlat.benchmarks import manhattan_has_coords
-    from nextlat.data.streets import synthetic_city
+    from nextlat.benchmarks.manhattan.data import has_coords as manhattan_has_coords
+    from nextlat.benchmarks.manhattan.streets import synthetic_city
 
     cfg = load("smoke", benchmarks={"manhattan": {"graph": {"synthetic": {"avenues": 5, "streets": 7}}}})
     run = expand_runs(cfg, "manhattan")["rw_gpt_s0"]

@@ -6,11 +6,11 @@ import math
 import pandas as pd
 import pytest
 
-from nextlat.plots.pathstar import plot_pathstar
-from nextlat.plots.style import method_color
-from nextlat.data.pathstar import parse_task as parse_graph
-from nextlat.tables import (display_frame, graph_label, pathstar_table,
-                            records_frame, summarize, write_table)
+from nextlat.benchmarks.pathstar.report import plot_pathstar
+from nextlat.report.style import method_color
+from nextlat.benchmarks.pathstar.data import parse_task as parse_graph
+from nextlat.benchmarks.pathstar.report import graph_label, pathstar_table
+from nextlat.report.tables import display_frame, records_frame, summarize, write_table
 
 
 def record(task, method, horizon, seed, greedy, sample=None, benchmark="pathstar"):
@@ -157,7 +157,7 @@ def countdown_record(method, horizon, seed, solve, eq_valid):
 
 
 def test_countdown_table_in_percent_beside_the_paper():
-    from nextlat.tables import countdown_table
+    from nextlat.benchmarks.countdown.report import countdown_table
 
     recs = [countdown_record("nextlat", 1, s, v, [1, 1, 1]) for s, v in ((0, 0.5), (1, 0.7))]
     recs.append(countdown_record("gpt", None, 0, 0.2, [1, 0.5, 0.1]))
@@ -170,7 +170,7 @@ def test_countdown_table_in_percent_beside_the_paper():
 
 
 def test_countdown_validity_plot_writes_files(tmp_path):
-    from nextlat.plots.countdown import plot_countdown_validity
+    from nextlat.benchmarks.countdown.report import plot_countdown_validity
 
     recs = [countdown_record("gpt", None, 0, 0.2, [0.9, 0.5, 0.2]),
             countdown_record("mtp", 4, 0, 0.3, [0.9, 0.6, 0.3]),
@@ -188,7 +188,7 @@ def manhattan_record(method, horizon, seed, valid, rank, benchmark="manhattan"):
 
 
 def test_manhattan_table_percentages_oracle_row_and_paper_columns():
-    from nextlat.tables import manhattan_table
+    from nextlat.benchmarks.manhattan.report import manhattan_table
 
     recs = [manhattan_record("nextlat", 4, 0, 0.9, 50.0), manhattan_record("nextlat", 4, 1, 0.7, 70.0),
             manhattan_record("gpt", None, 0, 0.5, 100.0),

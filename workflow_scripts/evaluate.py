@@ -6,8 +6,8 @@ from _log import to_log  # noqa: E402
 
 to_log(snakemake)
 from nextlat.config import resolve  # noqa: E402
-from nextlat.pipeline import evaluate  # noqa: E402
+from nextlat.stages.evaluate import evaluate  # noqa: E402
 
 run_cfg = {**snakemake.params.cfg, "runtime": resolve(snakemake.config)["runtime"]}
 evaluate(run_cfg, snakemake.input.model, Path(snakemake.input.meta).parent,
-         snakemake.params.eval, snakemake.output[0])
+         snakemake.params.eval, snakemake.output.eval)

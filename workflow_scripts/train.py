@@ -6,7 +6,7 @@ from _log import to_log  # noqa: E402
 
 to_log(snakemake)
 from nextlat.config import resolve  # noqa: E402
-from nextlat.pipeline import train  # noqa: E402
+from nextlat.stages.train import train  # noqa: E402
 
 run_cfg = {**snakemake.params.cfg, "runtime": resolve(snakemake.config)["runtime"]}
 

@@ -16,7 +16,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 import torch
 
-from ..objectives.base import Batch
+from .batch import Batch
 
 
 @dataclass

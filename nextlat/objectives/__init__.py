@@ -7,10 +7,10 @@ Every module in this package that defines an :class:`Objective` subclass decorat
 import importlib
 import pkgutil
 
-from .base import Batch, Objective, StepOutput, available, build_objective, generate, register
+from .base import Batch, Objective, StepOutput, available, build_objective, register
 
 for _mod in pkgutil.iter_modules(__path__):
     if _mod.name != "base":
         importlib.import_module(f"{__name__}.{_mod.name}")
 
-__all__ = ["Batch", "Objective", "StepOutput", "available", "build_objective", "generate", "register"]
+__all__ = ["Batch", "Objective", "StepOutput", "available", "build_objective", "register"]

@@ -20,40 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data.batch import IGNORE, Batch  # noqa: F401  (re-exported: objectives use both)
 from ..models.layout import Layout
 from ..models.transformer import ModelConfig, count_params
 
-IGNORE = -100
-
-
-@dataclass
-class Batch:
-    """A block of token rows and which of them are supervised targets.
-
-    ``tokens`` (B, L): the model reads ``tokens[:, :-1]`` and predicts ``tokens[:, 1:]``.
-    ``loss_mask`` (B, L) bool: True where ``tokens[:, j]`` is a supervised *target*
-    (False on prompt/context tokens and padding). Only token-level losses use it.
-    ``packed``: rows hold several EOS-separated documents (see models.layout).
-    """
-
-    tokens: Tensor
-    loss_mask: Tensor
-    packed: bool = False
-
-    def to(self, device) -> "Batch":
-        return Batch(self.tokens.to(device), self.loss_mask.to(device), self.packed)
-
-    @property
-    def inputs(self) -> Tensor:
-        return self.tokens[:, :-1]
-
-    @property
-    def targets(self) -> Tensor:
-        return self.tokens[:, 1:].masked_fill(~self.loss_mask[:, 1:], IGNORE)
-
-    def layout(self, eos_id: int) -> Layout:
-        """Layout of the *inputs* (tokens[:, :-1])."""
-        return Layout.packed(self.inputs, eos_id) if self.packed else Layout()
 
 
 @dataclass
@@ -140,31 +110,3 @@ def build_objective(model: ModelConfig | dict, method: dict) -> Objective:
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; available: {available()}")
     return _REGISTRY[name](model, method)
-
-
-@torch.no_grad()
-def sample_next(logits: Tensor, temperature: float = 0.0, top_k: int | None = None,
-                generator: torch.Generator | None = None) -> Tensor:
-    """Pick the next token from (B, V) logits: greedy when temperature == 0."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    logits = logits.float() / temperature
-    if top_k is not None:
-        kth = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    probs = torch.softmax(logits, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
-@torch.no_grad()
-def generate(objective: Objective, prompt: Tensor, max_new_tokens: int, temperature: float = 0.0,
-             top_k: int | None = None, generator: torch.Generator | None = None) -> Tensor:
-    """Autoregressive continuation of equal-length prompts (B, P) -> (B, max_new_tokens).
-
-    No KV cache: sequences in the benchmarks here are short (at most a few hundred tokens).
-    """
-    seq = prompt
-    for _ in range(max_new_tokens):
-        logits = objective.logits(seq)[:, -1]
-        seq = torch.cat([seq, sample_next(logits, temperature, top_k, generator)[:, None]], dim=1)
-    return seq[:, prompt.size(1):]

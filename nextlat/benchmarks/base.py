@@ -1,0 +1,114 @@
+"""What every benchmark declares: the small base class of a benchmark slice.
+
+A benchmark is one folder, ``nextlat/benchmarks/<name>/``:
+
+* ``__init__.py``  a :class:`Benchmark` subclass, decorated with ``@register`` (this file's
+  base): its name, which files its data and evaluation stages write, threads and memory,
+  its report targets, and the plan-time answers (a task's horizon variables, the model
+  fields fixed by the data) that let Snakemake plan the whole DAG before data exists;
+* ``data.py``      ``make_data(task, data_cfg, out_dir, workers)`` (and ``load_train`` if the
+  stored layout is not the default ``train.parquet``/``test.parquet``);
+* ``evaluate.py``  ``evaluate(objective, data_dir, eval_cfg, seed, device, out_dir) -> dict``;
+* ``report.py``    one function per report target (``fig6(inputs, outputs, params)``);
+* ``paper.py``     the paper's numbers;
+* ``schema.yaml``  its block of the config schema.
+
+The spec never imports its own ``evaluate``/``report`` modules: stages are reached through
+:meth:`Benchmark.stage` by module name, so the code a stage depends on (see
+:mod:`nextlat.codedeps`) is exactly what it imports, and editing a figure never retrains.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+
+@dataclass(frozen=True)
+class Output:
+    """A file (or, with ``directory``, a folder) a stage writes, relative to its folder."""
+
+    path: str
+    directory: bool = False
+
+
+DEFAULT_DATA_OUTPUTS = {"train": Output("train.parquet"), "test": Output("test.parquet"),
+                        "meta": Output("meta.json")}
+DEFAULT_EVAL_OUTPUTS = {"eval": Output("eval.json")}
+
+
+@dataclass(frozen=True)
+class Resources:
+    threads: int = 1
+    mem_mb: int = 2000
+    runtime_min: int = 30
+
+
+class Benchmark:
+    """Base of every benchmark spec. Subclasses set the class attributes and override the
+    plan-time hooks they need; stage code lives in the slice's modules."""
+
+    name: ClassVar[str]
+    title: ClassVar[str] = ""
+    # Files of one dataset folder (results/<scale>/<name>/data/<task>/) and of one run's
+    # evaluation (results/<scale>/<name>/runs/<run>/); keys become the rules' output names.
+    data_outputs: ClassVar[dict[str, Output]] = DEFAULT_DATA_OUTPUTS
+    eval_outputs: ClassVar[dict[str, Output]] = DEFAULT_EVAL_OUTPUTS
+    data_resources: ClassVar[Resources] = Resources()
+    # Report targets (rule names of rules/<name>.smk) that `all` builds.
+    reports: ClassVar[tuple[str, ...]] = ()
+
+    # --- plan time (no generated file is read) -----------------------------------------
+    def task_vars(self, task: str) -> dict[str, int]:
+        """Variables a horizon expression may use for this task (Path-Star: d, l)."""
+        return {}
+
+    def model_fields(self, bench_cfg: dict, task: str) -> dict:
+        """Model fields fixed by the data: ``vocab_size``, ``eos_id``, ``block_size``."""
+        raise NotImplementedError
+
+    def data_config(self, bench_cfg: dict) -> dict:
+        """The part of the benchmark's config that defines its generated data."""
+        return bench_cfg["data"]
+
+    def data_sources(self, bench_cfg: dict) -> list[str]:
+        """Local files the data is generated from (replacing one regenerates the data)."""
+        return []
+
+    def check(self, bench_cfg: dict) -> None:
+        """Refuse impossible settings before any job runs (raise ConfigError)."""
+
+    # --- stages ------------------------------------------------------------------------
+    @property
+    def package(self) -> str:
+        return type(self).__module__
+
+    def module_name(self, module: str) -> str:
+        return f"{self.package}.{module}"
+
+    def stage(self, spec: str) -> Callable:
+        """The function ``"module:function"`` of this slice, imported on demand."""
+        module, _, func = spec.partition(":")
+        return getattr(importlib.import_module(self.module_name(module)), func)
+
+    def make_data(self, task: str, data_cfg: dict, out_dir: Path, workers: int | None = None) -> Any:
+        return self.stage("data:make_data")(task, data_cfg, Path(out_dir), workers)
+
+    # Module whose code defines the training data (load_train below reads through it).
+    train_data_module: ClassVar[str] = "data"
+
+    def load_train(self, data_dir: Path) -> tuple:
+        """(train, validation) datasets. Default: the shared store's train/test parquet files
+        (the held-out test split serves as validation loss only; reported results always come
+        from the final weights, never from a validation-selected checkpoint)."""
+        module = importlib.import_module(self.module_name(self.train_data_module))
+        if hasattr(module, "load_train"):
+            return module.load_train(Path(data_dir))
+        from ..data import store
+
+        return (store.load_split(data_dir, "train", self.title or self.name),
+                store.load_split(data_dir, "test", self.title or self.name))
+
+    def evaluate(self, objective, data_dir: Path, eval_cfg: dict, seed: int, device, out_dir: Path) -> dict:
+        return self.stage("evaluate:evaluate")(objective, Path(data_dir), eval_cfg, seed, device, out_dir)
