@@ -1,6 +1,6 @@
 # nextlat-pipeline: every table and figure of the NextLat paper as a build target.
-#   snakemake --cores 2 fig6                 # Figure 6 (Path-Star) at the default scale
-#   snakemake --cores 2 table1 fig3          # Table 1 and Figure 3 (Manhattan world models)
+#   snakemake --cores 2                      # every target at the default scale
+#   snakemake --cores 2 fig6                 # one target (README lists them)
 #   snakemake --cores 2 --config scale=smoke # the whole DAG, tiny
 # See README.md and config.yaml. Each benchmark is a slice (nextlat/benchmarks/<name>/) plus
 # rules/<name>.smk; the generic data, train and eval rules serve every one of them.

@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from nextlat.data import countdown as cd  # noqa: E402
+from nextlat.benchmarks.countdown import data as cd  # noqa: E402
 
 PAPER_TOTAL = 500_000 + 10_000
 

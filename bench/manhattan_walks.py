@@ -29,8 +29,8 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without install
 
-from nextlat.data import manhattan as mh  # noqa: E402
-from nextlat.data import streets  # noqa: E402
+from nextlat.benchmarks.manhattan import data as mh  # noqa: E402
+from nextlat.benchmarks.manhattan import streets  # noqa: E402
 
 PAPER_WALKS = 91_000_000
 

@@ -1,10 +1,11 @@
 """``nextlat``: run any pipeline stage without Snakemake.
 
-    nextlat check                              # validate config.yaml at a scale
-    nextlat runs --scale default               # list the run matrix
-    nextlat data pathstar g5x5 --scale smoke   # generate one dataset
-    nextlat train g2x4_gpt_s0 --scale smoke    # train one run (resumes if interrupted)
-    nextlat eval g2x4_gpt_s0 --scale smoke     # evaluate its final model
+    nextlat check --scale smoke                # validate config.yaml at a scale
+    nextlat benchmarks --scale smoke           # the registered benchmarks and their tasks
+    nextlat runs --scale smoke                 # list the run matrix (<task>_<method>_s<seed>)
+    nextlat data BENCHMARK TASK --scale smoke  # generate one dataset
+    nextlat train RUN_ID --scale smoke         # train one run (resumes if interrupted)
+    nextlat eval RUN_ID --scale smoke          # evaluate its final model
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def _load(args) -> dict:
         for p in parents:
             node = node.setdefault(p, {})
         node[leaf] = _parse_value(value)
+    if "scale" in overrides:
+        raise nlconfig.ConfigError("--set scale=... is not a config override; use --scale NAME")
     return nlconfig.load(args.config, args.scale, overrides)
 
 
@@ -61,6 +64,18 @@ def cmd_check(args):
     print(f"config OK at scale {cfg['scale']!r}: {len(runs)} runs")
 
 
+def cmd_benchmarks(args):
+    from . import benchmarks
+
+    cfg = _load(args)
+    for name in benchmarks.names():
+        bench = cfg["benchmarks"].get(name)
+        state = "not configured" if bench is None else (
+            "enabled" if bench.get("enabled", True) else "disabled")
+        tasks = ", ".join(bench["tasks"]) if bench else ""
+        print(f"{name:12s} {state:14s} tasks: {tasks}")
+
+
 def cmd_runs(args):
     for run in expand_runs(_load(args)).values():
         print(run.run_id)
@@ -70,6 +85,11 @@ def cmd_data(args):
     from .stages.data import data_config, make_data
 
     cfg = _load(args)
+    if args.benchmark not in cfg["benchmarks"]:
+        raise nlconfig.ConfigError(f"unknown benchmark {args.benchmark!r}; configured: {sorted(cfg['benchmarks'])}")
+    if args.task not in cfg["benchmarks"][args.benchmark]["tasks"]:
+        raise nlconfig.ConfigError(f"benchmarks.{args.benchmark}.tasks at scale {cfg['scale']!r} has no task "
+                                   f"{args.task!r}; it has {cfg['benchmarks'][args.benchmark]['tasks']}")
     out = Path(args.out or Path(cfg["results"]) / cfg["scale"] / args.benchmark / "data" / args.task)
     make_data(args.benchmark, args.task, data_config(args.benchmark, cfg["benchmarks"][args.benchmark]), out)
     print(out)
@@ -113,11 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", default="config.yaml")
     common.add_argument("--scale", default=None, help="smoke | default | paper (default: config's)")
     common.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="override a config value, e.g. --set benchmarks.pathstar.train.lr=1e-3")
+                        help="override a config value, e.g. --set benchmarks.<name>.train.lr=1e-3")
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("check", parents=[common], help="validate the config").set_defaults(func=cmd_check)
     sub.add_parser("runs", parents=[common], help="list run ids").set_defaults(func=cmd_runs)
+    sub.add_parser("benchmarks", parents=[common], help="list benchmarks and tasks").set_defaults(func=cmd_benchmarks)
 
     p = sub.add_parser("data", parents=[common], help="generate a dataset")
     p.add_argument("benchmark")

@@ -3,12 +3,14 @@
 ``config.yaml`` holds the paper's settings at top level and named override sets under
 ``scales``. :func:`resolve` deep-merges the chosen scale in, then validates the result
 against the schema (``nextlat/schemas/config.schema.yaml`` plus each benchmark's
-``schema.yaml``; schema defaults are filled in), so a bad key stops everything with its
+``schema.yaml``, plus the ``method`` block generated from the objectives' settings
+dataclasses; schema defaults are filled in), so a bad key stops everything with its
 dotted path before any job is planned.
 """
 from __future__ import annotations
 
 import copy
+import importlib
 from pathlib import Path
 import jsonschema
 import yaml
@@ -31,7 +33,59 @@ def load_schema() -> dict:
     for name in benchmarks.names():
         schema["$defs"][name] = yaml.safe_load(benchmarks.schema_file(name).read_text())
         slots[name] = {"$ref": f"#/$defs/{name}"}
+    schema["$defs"].update(method_defs())
     return schema
+
+
+def method_settings() -> dict[str, type]:
+    """Registered method name -> its settings dataclass (``nextlat/objectives/<name>.py``).
+
+    Imported by name: a stage that validates its own config block must not depend on the
+    objective files (codedeps follows ``import`` statements only), and the method schema
+    never fills values in (no defaults), so it cannot change what a stage computes.
+    """
+    importlib.import_module(f"{__package__}.objectives")  # registers every objective
+    registry = importlib.import_module(f"{__package__}.objectives.base")
+    return {name: registry.settings_of(name) for name in registry.available()}
+
+
+# `horizon` as the run matrix reads it (nextlat.runs): an int, an expression of the task's
+# variables, or a list of either (one run each).
+_HORIZON_FORMS = [{"type": "string", "pattern": "^[dl0-9+\\-* ()]+$"},
+                  {"type": "array", "minItems": 1,
+                   "items": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]}}]
+_METHOD_DESCRIPTION = (
+    "One entry of a run matrix. `horizon` and any key listed in `grid` may be a list: each "
+    "combination becomes its own run. `horizon` may be an expression of the task's variables "
+    "(Path-Star: d, l), e.g. \"l-2\". Generated from the registered objectives' settings "
+    "(nextlat.config.method_defs): each method accepts exactly its own keys.")
+
+
+def method_defs() -> dict[str, dict]:
+    """``$defs/method`` (dispatching on ``name``) and one ``$defs/method_<name>`` per
+    registered objective: exactly its settings' keys plus ``name`` and ``grid``, whose keys
+    must be settings too (``horizon`` excluded: it takes a list itself). No ``default`` is
+    emitted, so validation never adds keys to a method dict (a run's identity)."""
+    defs: dict[str, dict] = {}
+    settings = method_settings()
+    for name, cls in settings.items():
+        props = cls.schema_properties()
+        for prop in props.values():
+            prop["x-method"] = name  # lets _describe name the method
+        grid = {k: {"type": "array", "minItems": 1, "items": v} for k, v in props.items() if k != "horizon"}
+        if "horizon" in props:
+            props["horizon"] = {"oneOf": [props["horizon"], *_HORIZON_FORMS], "x-method": name}
+        defs[f"method_{name}"] = {
+            "type": "object", "additionalProperties": False, "required": ["name"], "x-method": name,
+            "properties": {"name": {"const": name}, **props, "grid": {
+                "type": "object", "additionalProperties": False, "properties": grid, "x-method": name,
+                "description": "Method hyperparameters to sweep, e.g. {lambda_kl: [0.1, 1.0]}."}}}
+    defs["method"] = {
+        "type": "object", "description": _METHOD_DESCRIPTION, "required": ["name"],
+        "properties": {"name": {"type": "string", "enum": sorted(settings)}},
+        "allOf": [{"if": {"properties": {"name": {"const": name}}, "required": ["name"]},
+                   "then": {"$ref": f"#/$defs/method_{name}"}} for name in sorted(settings)]}
+    return defs
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -62,8 +116,32 @@ def _with_defaults(validator_cls):
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
 
 
-def _describe(err: jsonschema.ValidationError) -> str:
-    where = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+def _method_of(err: jsonschema.ValidationError) -> str | None:
+    """The method whose generated schema raised ``err`` (see :func:`method_defs`)."""
+    while err is not None:
+        if isinstance(err.schema, dict) and "x-method" in err.schema:
+            return err.schema["x-method"]
+        err = err.parent
+    return None
+
+
+def _describe(err: jsonschema.ValidationError, prefix: str = "") -> str:
+    parts = [prefix] if prefix else []
+    where = ".".join([*parts, *(str(p) for p in err.absolute_path)]) or "<top level>"
+    method = _method_of(err)
+    if method:  # one line naming the entry, the method and the key: methods[1] (nextlat): ...
+        at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        at = (prefix + at).lstrip(".") or "method"
+        if err.validator == "additionalProperties":
+            accepted = [k for k in err.schema.get("properties", {}) if k not in ("name", "grid")]
+            extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
+            unknown = ("key " if len(extra) == 1 else "keys ") + ", ".join(repr(k) for k in extra)
+            if err.absolute_path and err.absolute_path[-1] == "grid":
+                return (f"{at} ({method}): unknown grid {unknown}; {method}'s grid accepts "
+                        f"{', '.join(accepted) or 'nothing'} (horizon takes a list itself)")
+            return (f"{at} ({method}): unknown {unknown}; "
+                    f"{method} accepts {', '.join(accepted) or 'no settings'}")
+        return f"{at} ({method}): {err.message}"
     if err.validator == "additionalProperties":
         extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
         keys = ", ".join(f"{where}.{k}" if where != "<top level>" else k for k in extra)
@@ -71,14 +149,15 @@ def _describe(err: jsonschema.ValidationError) -> str:
     return f"config error at {where}: {err.message}"
 
 
-def validate(cfg: dict, schema: dict | None = None) -> dict:
-    """Validate ``cfg`` in place (defaults filled in); raise ConfigError naming the key."""
+def validate(cfg: dict, schema: dict | None = None, where: str = "") -> dict:
+    """Validate ``cfg`` in place (defaults filled in); raise ConfigError naming the key.
+    ``where`` is the dotted path of ``cfg`` inside the whole config (for the message)."""
     schema = schema or load_schema()
     errors = sorted(_Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         # The deepest error is the most specific ("lrr" rather than "train is invalid").
         best = jsonschema.exceptions.best_match(errors)
-        raise ConfigError(_describe(best))
+        raise ConfigError(_describe(best, where))
     return cfg
 
 

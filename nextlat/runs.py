@@ -12,7 +12,7 @@ import operator
 from dataclasses import dataclass, field
 
 from . import benchmarks
-from .config import ConfigError, deep_merge, sub_schema, validate
+from .config import ConfigError, deep_merge, method_settings, sub_schema, validate
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,9 @@ def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
                                "model": dict(model), "method": method,
                                "train": dict(bench["train"]), "runtime": dict(cfg["runtime"])}
                     runs.append(RunSpec(run_id, name, task, method["name"], h, seed, run_cfg))
-    return _apply_overrides(runs, bench.get("run_overrides") or {}, name)
+    runs = _apply_overrides(runs, bench.get("run_overrides") or {}, name)
+    _check_settings(runs, name)
+    return runs
 
 
 def _apply_overrides(runs: list[RunSpec], overrides: dict, bench: str) -> list[RunSpec]:
@@ -112,9 +114,28 @@ def _apply_overrides(runs: list[RunSpec], overrides: dict, bench: str) -> list[R
                               if k not in ("vocab_size", "eos_id", "block_size")}, sub_schema(part))
                 except ConfigError as err:
                     raise ConfigError(f"benchmarks.{bench}.run_overrides.{run.run_id}.{part}: {err}") from None
+            if "method" in overrides[run.run_id]:  # the merged method, against its method's own keys
+                validate(dict(cfg["method"]), sub_schema("method"),
+                         where=f"benchmarks.{bench}.run_overrides.{run.run_id}.method")
             run = RunSpec(run.run_id, run.benchmark, run.task, run.method, run.horizon, run.seed, cfg)
         out.append(run)
     return out
+
+
+def _check_settings(runs: list[RunSpec], bench: str) -> None:
+    """Build each run's method settings (the objective's own checks, e.g. BST's gaps) and
+    refuse settings no training position of the run's rows can use (a horizon beyond
+    ``model.block_size``): such a run would train silently without the method's terms."""
+    settings = method_settings()
+    for run in runs:
+        method = run.config["method"]
+        try:  # the schema has refused unknown keys already
+            values = settings[method["name"]](**{k: v for k, v in method.items() if k != "name"})
+            problem = values.row_problem(run.config["model"]["block_size"])
+        except (TypeError, ValueError) as err:
+            problem = str(err)
+        if problem:
+            raise ConfigError(f"benchmarks.{bench}: run {run.run_id} ({method['name']}): {problem}")
 
 
 def expand_runs(cfg: dict, benchmark: str | None = None) -> dict[str, RunSpec]:

@@ -14,6 +14,7 @@ from nextlat import config as nlconfig
 from nextlat.codedeps import module_files, objective_module
 from nextlat.runs import expand_runs
 from nextlat.stages.data import data_config
+from nextlat.stages.train import code_modules
 
 # The schema is composed from the shared file and each slice's schema.yaml, so it is checked
 # with the library's validator (the same jsonschema, defaults filled in) rather than

@@ -2,10 +2,10 @@
 
 
 def train_code(wildcards):
-    """The training stage, the run's objective and the module its training data is read by."""
-    run = run_of(wildcards)
-    spec = SPECS[run.benchmark]
-    return code("nextlat.stages.train", objective_module(run.method), spec.module_name(spec.train_data_module))
+    """The code that defines the run's weights (nextlat.stages.train.code_modules: the
+    training stage, the run's objective, its benchmark's training-data module) and what it
+    imports; the run's checkpoint identity hashes the same files."""
+    return code(*code_modules(run_of(wildcards).config))
 
 
 rule train:

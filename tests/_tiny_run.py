@@ -20,6 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from nextlat.data.dataset import TokenDataset  # noqa: E402
 
 VOCAB, SEQ, PROMPT = 20, 17, 2
+TINY_METHOD_KEYS = {"nextlat": {"horizon": 2, "lambda_next_h": 1.0, "lambda_kl": 1.0, "dyn_hidden": 32,
+                                "latent_ce": False},
+                    "mtp": {"horizon": 2}, "jtp": {"horizon": 2}}
 
 
 def tiny_cfg(method: str = "gpt", **train_overrides) -> dict:
@@ -27,8 +30,7 @@ def tiny_cfg(method: str = "gpt", **train_overrides) -> dict:
         "run_id": f"tiny-{method}", "benchmark": "synthetic", "task": "arith", "seed": 7,
         "model": {"vocab_size": VOCAB, "n_layer": 2, "n_head": 2, "n_embd": 32, "block_size": 32,
                   "dropout": 0.1},
-        "method": {"name": method, "horizon": 2, "lambda_next_h": 1.0, "lambda_kl": 1.0, "dyn_hidden": 32,
-                   "latent_ce": False},
+        "method": {"name": method, **TINY_METHOD_KEYS.get(method, {})},  # objectives refuse other keys
         "train": {"steps": 12, "batch_size": 16, "micro_batch_size": None, "lr": 3e-3, "weight_decay": 0.1,
                   "betas": [0.9, 0.95], "grad_clip": 1.0,
                   "schedule": {"name": "wsd", "warmup_steps": 2, "decay_steps": 4, "min_lr_ratio": 0.1},

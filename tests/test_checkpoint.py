@@ -135,3 +135,51 @@ def test_on_stale_restart_moves_old_files_aside_and_starts_fresh(fresh_copy, dat
     for k in a["model"]:
         assert torch.equal(a["model"][k], b["model"][k]), k
     assert load_checkpoint(fresh_copy / "checkpoints" / "last.ckpt", other)["step"] == 4
+
+
+# --- run identity: data and code ----------------------------------------------------------
+def _edited(ds):
+    """The same dataset with one supervised position changed in every row (still in the
+    vocabulary), so that whichever rows a short run samples, the weights must differ."""
+    from nextlat.data.dataset import TokenDataset
+
+    tokens = ds.tokens.clone()
+    tokens[:, 5] = tokens[:, 5] % 18 + 1
+    return TokenDataset(tokens, ds.loss_mask.clone(), ds.packed)
+
+
+def test_edited_training_data_restarts_training_and_says_why(fresh_copy, data, tmp_path, caplog):
+    """A finished run whose data changed is retrained from step 0 (not 'resumed at 4/4')."""
+    train, val = data
+    edited = _edited(train)
+    assert edited.fingerprint() != train.fingerprint()
+    with pytest.raises(CheckpointMismatchError, match="different train data"):
+        train_run(short_cfg(), edited, val, fresh_copy)
+    old = torch.load(fresh_copy / "model.pt", weights_only=True)
+    with caplog.at_level("WARNING"):
+        path = train_run(short_cfg(), edited, val, fresh_copy, on_stale="restart")
+    assert "different train data" in caplog.text and "Restarting training from step 0" in caplog.text
+    new = torch.load(path, weights_only=True)
+    clean = torch.load(train_run(short_cfg(), edited, val, tmp_path / "clean"), weights_only=True)
+    assert any(not torch.equal(old["model"][k], new["model"][k]) for k in old["model"])
+    assert all(torch.equal(clean["model"][k], new["model"][k]) for k in new["model"])
+
+
+def test_changed_code_is_part_of_the_identity(tmp_path, data):
+    train_run(short_cfg(), *data, tmp_path, code="v1")
+    assert load_checkpoint(tmp_path / "model.pt")["identity"]["code"] == "v1"
+    with pytest.raises(CheckpointMismatchError, match="different code"):
+        train_run(short_cfg(), *data, tmp_path, code="v2")
+    train_run(short_cfg(), *data, tmp_path, code="v1")  # the same identity resumes (finished: no-op)
+
+
+def test_code_fingerprint_follows_the_objective_and_what_it_imports():
+    from nextlat.stages.train import code_modules
+
+    run = {"benchmark": "pathstar", "method": {"name": "nextlat"}}
+    from nextlat.codedeps import module_files
+
+    files = [f.split("nextlat/", 1)[1] for f in module_files(*code_modules(run))]
+    assert "objectives/nextlat.py" in files and "objectives/gpt.py" in files  # nextlat subclasses gpt
+    assert "objectives/mtp.py" not in files and not any("report" in f for f in files)
+    assert "training/trainer.py" in files

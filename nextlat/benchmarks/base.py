@@ -61,7 +61,7 @@ class Benchmark:
 
     # --- plan time (no generated file is read) -----------------------------------------
     def task_vars(self, task: str) -> dict[str, int]:
-        """Variables a horizon expression may use for this task (Path-Star: d, l)."""
+        """Variables a horizon expression may use for this task (e.g. a graph's degree and arm length)."""
         return {}
 
     def model_fields(self, bench_cfg: dict, task: str) -> dict:

@@ -1,22 +1,38 @@
-"""In-memory token datasets and a deterministic, resumable batch order.
+"""What the trainer reads from a dataset, the in-memory dataset, and a deterministic,
+resumable batch order.
 
-Every benchmark stores its sequences as a parquet table with a ``tokens`` list column and
-a ``prompt_len`` column (tokens before the first supervised target). Loading gives a
-:class:`TokenDataset`; the trainer asks it for batches by *step number*, so a resumed run
-sees exactly the batches an uninterrupted run would have seen.
+The trainer depends only on the :class:`Dataset` protocol: a length and ``batch(indices)``.
+It asks for batches by *step number* (:func:`batch_indices`), so a resumed run sees exactly
+the batches an uninterrupted run would have seen. :class:`TokenDataset` holds rows in
+memory (the benchmarks' parquet tables, read by :func:`nextlat.data.store.read_token_table`);
+:class:`nextlat.data.shards.ShardDataset` serves packed blocks from memory-mapped shards.
+This module does not import :mod:`nextlat.data.store` (store imports it, lazily).
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
-import pyarrow.parquet as pq
 import torch
 
 from .batch import Batch
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """What the trainer reads from a dataset (nothing else): its number of samples, and
+    the samples at some indices (0 <= i < len) as one :class:`Batch` of equal-length rows."""
+
+    def __len__(self) -> int: ...
+
+    def batch(self, idx) -> Batch: ...
+
+    def fingerprint(self) -> str:
+        """A hash of everything the samples are made of: part of a run's identity, so a
+        resumed run notices that its training data changed under it."""
+        ...
 
 
 @dataclass
@@ -27,6 +43,12 @@ class TokenDataset:
 
     def __len__(self) -> int:
         return self.tokens.size(0)
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256(f"{tuple(self.tokens.shape)} packed={self.packed}".encode())
+        h.update(self.tokens.to(torch.int64).contiguous().numpy().tobytes())
+        h.update(self.loss_mask.contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     @property
     def seq_len(self) -> int:
@@ -61,26 +83,6 @@ class TokenDataset:
         tokens[inside] = flat  # row-major fill matches the concatenation order
         supervised = (pos >= np.asarray(prompt_lens, dtype=np.int64)[:, None]) & inside
         return cls(torch.from_numpy(tokens), torch.from_numpy(supervised), packed)
-
-
-def write_token_table(path: str | Path, rows: list[list[int]], prompt_lens: list[int],
-                      extra: dict[str, list] | None = None) -> None:
-    """Write sequences as parquet atomically (temp file, then rename)."""
-    from .store import write_parquet
-
-    write_parquet(path, pa.table({"tokens": pa.array(rows, type=pa.list_(pa.int32())),
-                                  "prompt_len": pa.array(prompt_lens, type=pa.int32()), **(extra or {})}))
-
-
-def read_token_table(path: str | Path, packed: bool = False, pad_id: int | None = None) -> TokenDataset:
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"dataset {path} does not exist; generate it first (snakemake or `nextlat data`)")
-    table = pq.read_table(path, columns=["tokens", "prompt_len"])
-    tokens = table.column("tokens").combine_chunks()
-    lengths = pa.compute.list_value_length(tokens).to_numpy(zero_copy_only=False)
-    flat = tokens.flatten().to_numpy(zero_copy_only=False)
-    return TokenDataset.from_flat(flat, lengths, table.column("prompt_len").to_numpy(), packed, pad_id)
 
 
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .kv_cache import KVCache
 from .layout import Layout
 
 
@@ -100,6 +101,16 @@ class Attention(nn.Module):
         )
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
+    def forward_cached(self, x: Tensor, cache: KVCache, rotary: Rotary | None) -> Tensor:
+        """Causal attention of new tokens x (B, T, C) over the cache, which stores their K/V."""
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).permute(2, 0, 3, 1, 4)
+        if rotary is not None:
+            pos = cache.positions(T)
+            q, k = rotary(q, pos), rotary(k, pos)
+        y = cache.attend(self, q, k, v)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
 
 class MLP(nn.Module):
     def __init__(self, cfg: ModelConfig, dim: int | None = None):
@@ -128,6 +139,10 @@ class Block(nn.Module):
 
     def forward(self, x, mask, pos, rotary, causal=True):
         x = x + self.drop(self.attn(self.norm1(x), mask, pos, rotary, causal))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+    def forward_cached(self, x: Tensor, cache: KVCache, rotary: Rotary | None) -> Tensor:
+        x = x + self.drop(self.attn.forward_cached(self.norm1(x), cache, rotary))
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
@@ -178,6 +193,23 @@ class Transformer(nn.Module):
             x = block(x, mask, pos, self.rotary, causal)
         return self.norm_f(x)
 
+    def forward_cached(self, tokens: Tensor, cache: KVCache) -> Tensor:
+        """h for new tokens (B, T) placed at ``cache.positions(T)`` of single-document rows.
+
+        Writes their keys/values into ``cache`` but does not advance it: the caller does,
+        once every module sharing the cache has run (MTP's head block, for instance).
+        """
+        T = tokens.size(1)
+        if cache.used + T > self.cfg.block_size:
+            raise ValueError(f"sequence of {cache.used + T} tokens exceeds model.block_size={self.cfg.block_size}")
+        x = self.embed(tokens)
+        if self.pos_emb is not None:
+            x = x + self.pos_emb(cache.positions(T))
+        x = self.drop(x)
+        for block in self.blocks:
+            x = block.forward_cached(x, cache, self.rotary)
+        return self.norm_f(x)
+
 
 def init_weights(module: nn.Module) -> None:
     """N(0, 0.02) for every Linear and Embedding weight, zero biases (official init)."""
@@ -192,5 +224,5 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["ModelConfig", "Transformer", "Block", "MLP", "Attention", "Rotary", "make_norm",
+__all__ = ["ModelConfig", "Transformer", "Block", "MLP", "Attention", "Rotary", "KVCache", "make_norm",
            "init_weights", "count_params", "swiglu_hidden"]

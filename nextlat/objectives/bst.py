@@ -21,14 +21,16 @@ first EOS the forward states equal plain causal ones (what ``logits(tokens)`` co
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..models.layout import Layout
-from ..models.transformer import ModelConfig, Transformer, init_weights, make_norm, swiglu_hidden
-from .base import Batch, Objective, StepOutput, register, upcast
+from ..models.transformer import KVCache, ModelConfig, Transformer, init_weights, make_norm, swiglu_hidden
+from .base import Batch, MethodSettings, Objective, StepOutput, register, setting, upcast
 
 
 class TextHead(nn.Module):
@@ -52,28 +54,45 @@ class TextHead(nn.Module):
         return c.chunk(2, dim=-1)
 
 
+@dataclass(frozen=True)
+class BSTSettings(MethodSettings):
+    min_gap: int = setting(1, minimum=1, description=(
+        "BST: smallest prefix/suffix gap b - f (Path-Star official config: 2)."))
+    max_gap: int | None = setting(None, description=(
+        "BST: largest gap (exclusive); null = whole document."))  # negative: also whole document
+    subsample_rate: float = setting(1.0, exclusive_minimum=0, maximum=1, description=(
+        "BST: fraction of non-EOS pairs kept (paper: 0.1 on FineWeb)."))
+    pair_batch_size: int = setting(4096, minimum=1, description="BST: pairs per checkpointed head chunk.")
+    single_gap_mode: str = setting("eos", enum=["eos"])
+    subsample_seed: int | None = setting(None, minimum=0)  # None: drawn from the run's RNG
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.max_gap is not None and self.max_gap < 0:  # -1 = all gaps
+            object.__setattr__(self, "max_gap", None)
+        if self.max_gap is not None and self.max_gap <= self.min_gap:
+            raise ValueError(f"method.max_gap={self.max_gap} leaves no gap >= min_gap={self.min_gap}")
+
+    def row_problem(self, row_len: int) -> str | None:
+        if self.min_gap > row_len - 1:  # a pair (f, b) with b - f >= min_gap inside one row
+            return (f"min_gap {self.min_gap} needs rows of at least {self.min_gap + 1} tokens, but "
+                    f"sequences are {row_len} tokens (model.block_size)")
+        return None
+
+
 @register
 class BST(Objective):
     name = "bst"
+    settings_cls = BSTSettings
 
     def __init__(self, model: ModelConfig, method: dict):
         super().__init__(model, method)
-        self.min_gap = int(method.get("min_gap", 1))
-        max_gap = method.get("max_gap")
-        self.max_gap = None if max_gap is None or int(max_gap) < 0 else int(max_gap)  # -1 = all
-        self.subsample_rate = float(method.get("subsample_rate", 1.0))
-        self.pair_batch_size = int(method.get("pair_batch_size", 4096))
-        self.single_gap_mode = method.get("single_gap_mode", "eos")
-        if self.min_gap < 1:
-            raise ValueError(f"method.min_gap must be >= 1 for bst, got {self.min_gap}")
-        if self.max_gap is not None and self.max_gap <= self.min_gap:
-            raise ValueError(f"method.max_gap={self.max_gap} leaves no gap >= min_gap={self.min_gap}")
-        if not 0 < self.subsample_rate <= 1:
-            raise ValueError(f"method.subsample_rate must be in (0, 1], got {self.subsample_rate}")
-        if self.pair_batch_size < 1:
-            raise ValueError(f"method.pair_batch_size must be >= 1, got {self.pair_batch_size}")
-        if self.single_gap_mode != "eos":
-            raise ValueError(f"method.single_gap_mode={self.single_gap_mode!r}; only 'eos' is supported")
+        s = self.settings
+        self.min_gap = s.min_gap
+        self.max_gap = s.max_gap
+        self.subsample_rate = s.subsample_rate
+        self.pair_batch_size = s.pair_batch_size
+        self.single_gap_mode = s.single_gap_mode
         # Evaluate the pair head under activation checkpointing (see pair_loss); tests
         # switch it off to compare with plain autograd.
         self.checkpoint_pairs = True
@@ -88,7 +107,7 @@ class BST(Objective):
         init_weights(self)
 
         # Subsampling state (persistent: a resumed run continues the same stream).
-        seed = method.get("subsample_seed")
+        seed = s.subsample_seed
         if seed is None:  # drawn from the global RNG, so it follows the run's seed
             seed = int(torch.randint(0, 2**62, (1,)).item())
         self.register_buffer("subsample_seed", torch.tensor(int(seed), dtype=torch.long))
@@ -121,6 +140,18 @@ class BST(Objective):
         x_next, _ = self.text_head(f_state, b_eos)
         return self.head(x_next)
 
+    def make_cache(self, batch_size: int, max_len: int, device) -> KVCache:
+        return KVCache(batch_size, max_len, device)
+
+    def logits_cached(self, tokens: Tensor, cache: KVCache) -> Tensor:
+        # Only the forward encoder is incremental; B_EOS is a constant, encoded once per cache.
+        f_state = self.forward_encoder.forward_cached(tokens, cache)
+        if "b_eos" not in cache.extra:
+            cache.extra["b_eos"] = self.empty_suffix(tokens)
+        x_next, _ = self.text_head(f_state, cache.extra["b_eos"].expand_as(f_state))
+        cache.advance(tokens.size(1))
+        return self.head(x_next)
+
     def hidden_states(self, tokens: Tensor, layout: Layout | None = None, which: str = "probe") -> Tensor:
         return self.encode_forward(tokens, layout)  # forward encoder, after its final norm (F.4)
 
@@ -141,7 +172,7 @@ class BST(Objective):
         ``loss_mask[f + 1]`` (the next target x_{f+1}, EOS for gap 1, is a trained token, so
         prompt-only prefixes are skipped) and ``loss_mask[b]`` (the suffix starts inside the
         trained region, so it never starts in padding). With one contiguous supervised span
-        per document, as in Path-Star, both targets are then supervised tokens.
+        per document (a prompt-and-answer benchmark), both targets are then supervised tokens.
         """
         eos = self.model_cfg.eos_id
         B, T = tokens.shape

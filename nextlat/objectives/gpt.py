@@ -1,16 +1,24 @@
 """GPT: the plain next-token baseline."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import Tensor, nn
 
 from ..models.layout import Layout
-from ..models.transformer import ModelConfig, Transformer, init_weights
-from .base import Batch, Objective, StepOutput, register, token_accuracy, token_ce
+from ..models.transformer import KVCache, ModelConfig, Transformer, init_weights
+from .base import Batch, MethodSettings, Objective, StepOutput, register, token_accuracy, token_ce
+
+
+@dataclass(frozen=True)
+class GPTSettings(MethodSettings):
+    """GPT takes no method keys besides ``name``."""
 
 
 @register
 class GPT(Objective):
     name = "gpt"
+    settings_cls = GPTSettings
 
     def __init__(self, model: ModelConfig, method: dict):
         super().__init__(model, method)
@@ -20,6 +28,14 @@ class GPT(Objective):
 
     def logits(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
         return self.head(self.trunk(tokens, layout))
+
+    def make_cache(self, batch_size: int, max_len: int, device) -> KVCache:
+        return KVCache(batch_size, max_len, device)
+
+    def logits_cached(self, tokens: Tensor, cache: KVCache) -> Tensor:
+        out = self.head(self.trunk.forward_cached(tokens, cache))
+        cache.advance(tokens.size(1))
+        return out
 
     def hidden_states(self, tokens: Tensor, layout: Layout | None = None, which: str = "probe") -> Tensor:
         return self.trunk(tokens, layout)  # final-layer (normed) states, for probes and rank

@@ -22,14 +22,16 @@ depend on d except the (heads, d+1, d+1) bias.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.layout import Layout
-from ..models.transformer import ModelConfig, Transformer, init_weights, make_norm
-from .base import IGNORE, Batch, Objective, StepOutput, register, token_accuracy, token_ce, upcast
+from ..models.transformer import KVCache, ModelConfig, Transformer, init_weights, make_norm
+from .base import (IGNORE, Batch, MethodSettings, Objective, StepOutput, horizon_problem, register, setting,
+                   token_accuracy, token_ce, upcast)
 
 
 class TeacherCombine(nn.Module):
@@ -67,16 +69,24 @@ class FetchAttention(nn.Module):
         return self.proj((att @ v).transpose(1, 2).reshape(N, S, D))
 
 
+@dataclass(frozen=True)
+class JTPSettings(MethodSettings):
+    horizon: int = setting(1, minimum=1)  # d teacher-forced slots after slot 0
+    lambda_mtp: float = setting(1.0, minimum=0, description="MTP/JTP: weight of the mean extra-token loss.")
+
+    def row_problem(self, row_len: int) -> str | None:
+        return horizon_problem(self.horizon, row_len)
+
+
 @register
 class JTP(Objective):
     name = "jtp"
+    settings_cls = JTPSettings
 
     def __init__(self, model: ModelConfig, method: dict):
         super().__init__(model, method)
-        self.horizon = int(method.get("horizon", 1))
-        if self.horizon < 1:
-            raise ValueError(f"method.horizon must be >= 1 for jtp, got {self.horizon}")
-        self.lambda_mtp = float(method.get("lambda_mtp", 1.0))
+        self.horizon = self.settings.horizon
+        self.lambda_mtp = self.settings.lambda_mtp
         D = model.n_embd
         self.trunk = Transformer(model)
         self.head = nn.Linear(D, model.vocab_size, bias=False)  # shared by all slots, untied
@@ -117,6 +127,16 @@ class JTP(Objective):
     def logits(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
         h = self.trunk(tokens, layout)
         return self.head(self.fetch_outputs(h, tokens[:, :, None])[:, :, 0])  # slot 0 only
+
+    def make_cache(self, batch_size: int, max_len: int, device) -> KVCache:
+        return KVCache(batch_size, max_len, device)
+
+    def logits_cached(self, tokens: Tensor, cache: KVCache) -> Tensor:
+        # Fetch slot 0 reads only (h_t, x_t) of its own position: no state beyond the trunk's.
+        h = self.trunk.forward_cached(tokens, cache)
+        out = self.head(self.fetch_outputs(h, tokens[:, :, None])[:, :, 0])
+        cache.advance(tokens.size(1))
+        return out
 
     def hidden_states(self, tokens: Tensor, layout: Layout | None = None,
                       which: str = "fetch_input") -> Tensor:

@@ -19,13 +19,16 @@ drives it, and the gradients equal plain autograd.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..models.layout import Layout
-from ..models.transformer import Block, ModelConfig, Transformer, init_weights, make_norm
-from .base import IGNORE, Batch, Objective, StepOutput, register, token_ce, upcast
+from ..models.transformer import Block, KVCache, ModelConfig, Transformer, init_weights, make_norm
+from .base import (IGNORE, Batch, MethodSettings, Objective, StepOutput, horizon_problem, register, setting,
+                   token_ce, upcast)
 
 
 class MTPHead(nn.Module):
@@ -39,20 +42,33 @@ class MTPHead(nn.Module):
     def forward(self, z: Tensor, mask: Tensor | None, pos: Tensor, rotary) -> Tensor:
         return self.norm(self.block(z, mask, pos, rotary))
 
+    def forward_cached(self, z: Tensor, cache: KVCache, rotary) -> Tensor:
+        return self.norm(self.block.forward_cached(z, cache, rotary))
+
+
+@dataclass(frozen=True)
+class MTPSettings(MethodSettings):
+    horizon: int = setting(1, minimum=1)  # d extra heads
+    lambda_mtp: float = setting(1.0, minimum=0, description="MTP/JTP: weight of the mean extra-token loss.")
+    memory_efficient: bool = setting(False, description=(
+        "MTP: checkpoint each head so heads backpropagate one at a time."))
+
+    def row_problem(self, row_len: int) -> str | None:
+        return horizon_problem(self.horizon, row_len)
+
 
 @register
 class MTP(Objective):
     name = "mtp"
+    settings_cls = MTPSettings
 
     def __init__(self, model: ModelConfig, method: dict):
         super().__init__(model, method)
-        self.horizon = int(method.get("horizon", 1))
-        if self.horizon < 1:
-            raise ValueError(f"method.horizon must be >= 1 for mtp, got {self.horizon}")
+        self.horizon = self.settings.horizon
         if model.n_layer < 1:
             raise ValueError("mtp needs model.n_layer >= 1 (the next-token head is one block)")
-        self.lambda_mtp = float(method.get("lambda_mtp", 1.0))
-        self.memory_efficient = bool(method.get("memory_efficient", False))
+        self.lambda_mtp = self.settings.lambda_mtp
+        self.memory_efficient = self.settings.memory_efficient
         self.trunk = Transformer(model, n_layer=model.n_layer - 1, final_norm=False)
         self.heads = nn.ModuleList(MTPHead(model) for _ in range(self.horizon + 1))
         self.head = nn.Linear(model.n_embd, model.vocab_size, bias=False)  # shared, untied
@@ -105,6 +121,16 @@ class MTP(Objective):
     def logits(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
         z, mask, pos = self._trunk(tokens, layout)
         return self.head(self._head_states(0, z, mask, pos, tokens.size(1)))
+
+    def make_cache(self, batch_size: int, max_len: int, device) -> KVCache:
+        return KVCache(batch_size, max_len, device)
+
+    def logits_cached(self, tokens: Tensor, cache: KVCache) -> Tensor:
+        # Trunk blocks and head 0's block each keep their own K/V in the one cache.
+        z = self.trunk.forward_cached(tokens, cache)
+        out = self.head(self.heads[0].forward_cached(z, cache, self.trunk.rotary))
+        cache.advance(tokens.size(1))
+        return out
 
     def hidden_states(self, tokens: Tensor, layout: Layout | None = None, which: str = "probe") -> Tensor:
         """The paper uses two different MTP states (algorithms.md Q4):

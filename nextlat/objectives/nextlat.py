@@ -8,12 +8,15 @@ distribution (KL). Inference is plain next-token decoding; p_psi is training-onl
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.transformer import ModelConfig, init_weights, make_norm
-from .base import Batch, StepOutput, register, token_accuracy, token_ce, upcast
+from .base import (Batch, MethodSettings, StepOutput, horizon_problem, register, setting, token_accuracy,
+                   token_ce, upcast)
 from .gpt import GPT
 
 
@@ -36,21 +39,35 @@ class LatentDynamics(nn.Module):
         return h + self.mlp(self.norm(torch.cat([next_emb, h], dim=-1)))
 
 
+@dataclass(frozen=True)
+class NextLatSettings(MethodSettings):
+    horizon: int = setting(1, minimum=1)  # d: rollout steps of p_psi
+    lambda_next_h: float = setting(1.0, minimum=0)
+    lambda_kl: float = setting(1.0, minimum=0)
+    dyn_hidden: int | None = setting(None, minimum=1, description=(
+        "Hidden width of the latent dynamics MLP (Table 5)."))  # None: model.n_embd
+    latent_ce: bool = setting(False, description=(
+        "NextLat: log CE of predicted latents (costs time; off by default)."))
+
+    def row_problem(self, row_len: int) -> str | None:
+        return horizon_problem(self.horizon, row_len)
+
+
 @register
 class NextLat(GPT):
     """GPT's trunk and head (same generation, probes and inference parameters) plus p_psi."""
 
     name = "nextlat"
+    settings_cls = NextLatSettings
 
     def __init__(self, model: ModelConfig, method: dict):
         super().__init__(model, method)
-        self.horizon = int(method.get("horizon", 1))
-        if self.horizon < 1:
-            raise ValueError(f"method.horizon must be >= 1 for nextlat, got {self.horizon}")
-        self.lambda_next_h = float(method.get("lambda_next_h", 1.0))
-        self.lambda_kl = float(method.get("lambda_kl", 1.0))
-        self.latent_ce = bool(method.get("latent_ce", False))
-        self.dynamics = LatentDynamics(model, int(method.get("dyn_hidden") or model.n_embd))
+        s = self.settings
+        self.horizon = s.horizon
+        self.lambda_next_h = s.lambda_next_h
+        self.lambda_kl = s.lambda_kl
+        self.latent_ce = s.latent_ce
+        self.dynamics = LatentDynamics(model, s.dyn_hidden or model.n_embd)
         init_weights(self.dynamics)  # p_psi is training-only: inference_modules stay GPT's
 
     def rollout(self, h: Tensor, emb: Tensor, steps: int) -> list[Tensor]:
@@ -94,7 +111,7 @@ class NextLat(GPT):
             kl_mask = h_mask & supervised[:, i:]
             sl1 = F.smooth_l1_loss(upcast(pred), upcast(h_target[:, i:]), reduction="none", beta=1.0)
             # The (positions x V) head product is the costly part of the KL: run it only where
-            # the KL is trained (on Path-Star/Countdown most positions are prompt).
+            # the KL is trained (on prompt-and-answer tasks most positions are prompt).
             sel = kl_mask.nonzero(as_tuple=True)
             student_logits = pred[sel] @ frozen_head.t()
             teacher = teacher_logp[:, i:][sel]

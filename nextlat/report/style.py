@@ -9,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display on cluster nodes
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..io import atomic_path  # noqa: E402
+
 # Fixed colours so a method looks the same in every panel and every figure.
 METHOD_COLORS = {
     "gpt": "#7f7f7f",
@@ -32,11 +34,12 @@ def method_color(method: str) -> str:
 def save(fig, png_path, pdf_path) -> list[Path]:
     """Write the figure as PNG (dpi 150) and PDF, keeping wide legends, then close it."""
     paths = [Path(png_path), Path(pdf_path)]
-    for path in paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
+    try:  # each file atomically; the temp name keeps the suffix matplotlib takes the format from
+        for path, kw in zip(paths, ({"dpi": 150}, {})):
+            with atomic_path(path, suffix=path.suffix) as tmp:
+                fig.savefig(tmp, bbox_inches="tight", **kw)
+    finally:
+        plt.close(fig)
     return paths
 
 

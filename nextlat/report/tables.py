@@ -17,6 +17,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
+from ..io import atomic_path, write_text
+
 
 RUN_KEYS = ("run_id", "benchmark", "task", "method", "horizon", "seed")
 GROUP_KEYS = ["benchmark", "task", "method", "horizon"]  # a "setting"; seeds vary inside it
@@ -113,11 +115,9 @@ def write_table(df: pd.DataFrame, csv_path, md_path,
                 drop: Sequence[str] = ("task", "method_name", "horizon"), digits: int = 3) -> None:
     """Write the numeric table as CSV and a readable Markdown version (``drop`` columns are
     join keys that only clutter the Markdown)."""
-    csv_path, md_path = Path(csv_path), Path(md_path)
-    for path in (csv_path, md_path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(csv_path, index=False)
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False)
     shown = display_frame(df.drop(columns=[c for c in drop if c in df.columns]), digits)
-    md_path.write_text(markdown(shown) + "\n")
+    write_text(md_path, markdown(shown) + "\n")
 
 

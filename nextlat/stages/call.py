@@ -1,4 +1,4 @@
-"""A benchmark's own stage, called by name: ``call_stage("manhattan", "report:table1", ...)``.
+"""A benchmark's own stage, called by name: ``call_stage(benchmark, "report:table1", ...)``.
 
 Report targets and extra evaluations are functions ``fn(inputs, outputs, params)`` in the
 benchmark's slice; the workflow reaches them through this one entry point (the thin script

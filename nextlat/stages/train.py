@@ -1,6 +1,7 @@
 """The training stage: one run of the matrix, from its resolved config and its dataset."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -11,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from .. import benchmarks
+from ..codedeps import module_files, objective_module
 from ..data import store
 from ..io import write_text
 
@@ -81,4 +83,23 @@ def train(run_cfg: dict, data_dir: str | Path, out_dir: str | Path, on_stale: st
         write_text(out_dir / "config.yaml", yaml.safe_dump(run_cfg, sort_keys=False))
     train_data, val_data = load_train_data(run_cfg["benchmark"], data_dir)
     log.info("training data %s: %d train / %d validation rows", data_dir, len(train_data), len(val_data))
-    return train_run(run_cfg, train_data, val_data, out_dir, on_stale=on_stale, stop_after=stop_after)
+    return train_run(run_cfg, train_data, val_data, out_dir, on_stale=on_stale, stop_after=stop_after,
+                     code=code_fingerprint(run_cfg))
+
+
+def code_modules(run_cfg: dict) -> tuple[str, ...]:
+    """The modules whose code defines a run's weights: this stage (trainer, model, data
+    loading), the run's objective and its benchmark's training-data module."""
+    spec = benchmarks.get(run_cfg["benchmark"])
+    return ("nextlat.stages.train", objective_module(run_cfg["method"]["name"]),
+            spec.module_name(spec.train_data_module))
+
+
+def code_fingerprint(run_cfg: dict) -> str:
+    """Hash of the source of :func:`code_modules` and everything they import (nextlat only):
+    the same files the workflow lists as the training rule's code inputs."""
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parents[1]
+    for path in module_files(*code_modules(run_cfg)):
+        h.update(str(Path(path).relative_to(root)).encode() + b"\0" + Path(path).read_bytes() + b"\0")
+    return h.hexdigest()[:16]

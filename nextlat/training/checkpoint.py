@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from ..io import atomic_path
 from ..models.transformer import ModelConfig
 from ..objectives import Objective, build_objective
 
@@ -70,17 +71,10 @@ def config_diff(stored: dict, expected: dict) -> list[str]:
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Write ``state`` so that ``path`` is either the old file or the complete new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")  # same dir: os.replace stays atomic
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())  # the data is on disk before the rename makes it visible
     try:  # persist the rename itself (best effort; not every filesystem allows it)
         fd = os.open(path.parent, os.O_RDONLY)
         try:
@@ -89,6 +83,17 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
             os.close(fd)
     except OSError:
         pass
+
+
+def check_identity(path: str | Path, state: dict, identity: dict) -> None:
+    """Refuse a checkpoint whose training data or code differ from this run's."""
+    stored = state.get("identity") or {}
+    changed = [k for k, v in identity.items() if stored.get(k) != v]
+    if changed:
+        diffs = [f"{k}: {stored.get(k, '<absent>')} (checkpoint) vs {identity[k]} (now)" for k in changed]
+        what = ", ".join(k.replace("_", " ") for k in changed)
+        raise CheckpointMismatchError(f"checkpoint {path} was trained with a different {what}:\n  "
+                                      + "\n  ".join(diffs), diffs)
 
 
 def load_checkpoint(path: str | Path, expected_cfg: dict | None = None) -> dict:

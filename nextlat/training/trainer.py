@@ -22,10 +22,10 @@ from lightning.fabric import Fabric
 from lightning.fabric.loggers import CSVLogger
 from tqdm.auto import tqdm
 
-from ..data.dataset import TokenDataset, batch_indices
+from ..data.dataset import Dataset, batch_indices
 from ..objectives import build_objective
-from .checkpoint import (CheckpointError, CheckpointMismatchError, config_fingerprint, load_checkpoint,
-                         save_checkpoint)
+from .checkpoint import (CheckpointError, CheckpointMismatchError, check_identity, config_fingerprint,
+                         load_checkpoint, save_checkpoint)
 from .schedules import lr_lambda
 
 log = logging.getLogger(__name__)
@@ -86,19 +86,25 @@ def _open_csv(csv_logger: CSVLogger, out_dir: Path, resume_step: int) -> None:
         csv_logger.log_metrics({k: float(v) for k, v in row.items() if v != ""}, step=step)
 
 
-def _resume_state(ckpt_dir: Path, cfg: dict, on_stale: str) -> tuple[dict | None, bool]:
-    """(state to resume from or None, whether old checkpoints are stale and must go)."""
+def _resume_state(ckpt_dir: Path, cfg: dict, on_stale: str, identity: dict) -> tuple[dict | None, bool]:
+    """(state to resume from or None, whether old checkpoints are stale and must go).
+
+    A checkpoint is resumed only if it was written by the same config (fingerprint) AND the
+    same training data and code (``identity``): otherwise its weights are not this run's."""
     last = ckpt_dir / "last.ckpt"
     if not last.exists():
         return None, False
     try:
-        return load_checkpoint(last, cfg), False
+        state = load_checkpoint(last, cfg)
+        check_identity(last, state, identity)
+        return state, False
     except CheckpointError as e:  # includes CheckpointMismatchError
         if on_stale == "error":
-            raise type(e)(f"{e}\nTo proceed: pass on_stale='restart' to move the old checkpoints "
-                          f"aside (*.stale) and train from scratch, or delete {ckpt_dir}.",
+            raise type(e)(f"{e}\nTo proceed: rerun with --on-stale restart (CLI; on_stale='restart' in "
+                          f"Python) to move the old checkpoints aside (*.stale) and train from scratch, "
+                          f"or delete {ckpt_dir}.",
                           *([e.diffs] if isinstance(e, CheckpointMismatchError) else [])) from e
-        log.warning("%s\nStarting from scratch; old checkpoints get a .stale suffix.", e)
+        log.warning("%s\nRestarting training from step 0; old checkpoints get a .stale suffix.", e)
         return None, True
 
 
@@ -108,9 +114,16 @@ def _move_stale(out_dir: Path) -> None:
             os.replace(f, f.with_name(f.name + ".stale"))
 
 
-def train_run(cfg: dict, train_data: TokenDataset, val_data: TokenDataset, out_dir: str | Path,
-              on_stale: str = "error", stop_after: int | None = None) -> Path | None:
+def train_run(cfg: dict, train_data: Dataset, val_data: Dataset, out_dir: str | Path,
+              on_stale: str = "error", stop_after: int | None = None, code: str | None = None) -> Path | None:
     """Train (or resume) the run ``cfg``; return the path of ``out_dir/model.pt``.
+
+    The run's identity is its config fingerprint, the fingerprints of its training and
+    validation data and ``code`` (a hash of the code that defines its weights, computed by the
+    caller): a checkpoint with another identity is never resumed (``on_stale``).
+
+    ``train_data`` and ``val_data`` are any :class:`~nextlat.data.dataset.Dataset` (a length
+    and ``batch(indices)``): in-memory rows or memory-mapped shards alike.
 
     ``stop_after=k`` stops after k optimizer steps of this call, leaving ``last.ckpt``
     but no ``model.pt`` (returns None), as a time-limited job would.
@@ -138,7 +151,8 @@ def train_run(cfg: dict, train_data: TokenDataset, val_data: TokenDataset, out_d
     total_steps = int(train["steps"])
 
     fingerprint = config_fingerprint(cfg)
-    state, stale = _resume_state(ckpt_dir, cfg, on_stale)  # every rank reads; only rank 0 renames
+    identity = {"train_data": train_data.fingerprint(), "val_data": val_data.fingerprint(), "code": code}
+    state, stale = _resume_state(ckpt_dir, cfg, on_stale, identity)  # every rank reads; only rank 0 renames
     fabric.barrier()
     if stale and fabric.is_global_zero:
         _move_stale(out_dir)
@@ -167,7 +181,7 @@ def train_run(cfg: dict, train_data: TokenDataset, val_data: TokenDataset, out_d
     rank_rows = slice(fabric.global_rank * local_bs, (fabric.global_rank + 1) * local_bs)
     n_micro = local_bs // micro
 
-    def run_batch(data: TokenDataset, idx, train_mode: bool) -> dict[str, torch.Tensor]:
+    def run_batch(data: Dataset, idx, train_mode: bool) -> dict[str, torch.Tensor]:
         """Forward (and backward when training) this rank's shard; mean loss/metrics over ranks."""
         idx = idx[rank_rows]
         sums: dict[str, torch.Tensor] = {}
@@ -187,7 +201,8 @@ def train_run(cfg: dict, train_data: TokenDataset, val_data: TokenDataset, out_d
                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
             save_checkpoint(path, {"model": objective.state_dict(), "optimizer": optimizer.state_dict(),
                                    "scheduler": scheduler.state_dict(), "step": step, "best_val": best_val,
-                                   "rng": rng, "fingerprint": fingerprint, "config": cfg})
+                                   "rng": rng, "fingerprint": fingerprint, "config": cfg,
+                                   "identity": identity})
             for lg in loggers:  # keep metrics.csv in step with the checkpoint
                 lg.save()
 
@@ -232,7 +247,7 @@ def train_run(cfg: dict, train_data: TokenDataset, val_data: TokenDataset, out_d
     final = out_dir / "model.pt"
     if fabric.is_global_zero:
         save_checkpoint(final, {"model": objective.state_dict(), "config": cfg, "fingerprint": fingerprint,
-                                "param_counts": objective.param_counts(), "step": step})
+                                "identity": identity, "param_counts": objective.param_counts(), "step": step})
         for lg in loggers:
             lg.finalize("success")
     fabric.barrier()

@@ -49,8 +49,6 @@ Where this differs from the paper / SoS (documented choices):
 from __future__ import annotations
 
 import itertools
-import multiprocessing as mp
-import os
 import random
 import re
 from dataclasses import dataclass
@@ -59,6 +57,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data import store
+from ...data.parallel import run_shards
 from ...data.store import META_FILE, SPLITS  # noqa: F401  (re-exported)
 
 TASKS = ("cd4",)
@@ -241,21 +240,8 @@ def generate_problems(n: int, targets: list[int], seed: int, stream: int = 0, ma
         raise ValueError(f"max_target must be >= 2, got {max_target}")
     jobs = [(min(SHARD_SIZE, n - start), list(targets), max_target, [seed, stream, k])
             for k, start in enumerate(range(0, n, SHARD_SIZE))]
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
-    workers = min(workers, len(jobs))
-    if workers == 1:
-        parts = [_generate_shard(j) for j in jobs]
-    else:
-        # fork, not spawn: spawn (and forkserver) children re-import the caller's __main__,
-        # which for a Snakemake `script:` re-runs the whole job inside every worker. The
-        # workers only use numpy; torch is not imported on this path.
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-        with ctx.Pool(workers) as pool:
-            parts = pool.map(_generate_shard, jobs, chunksize=1)
-    return Problems.concat(parts)
+    # The workers only use numpy; torch is not imported on this path.
+    return Problems.concat(run_shards(_generate_shard, jobs, workers))
 
 
 # --- tokenizer ---------------------------------------------------------------------------
@@ -416,8 +402,6 @@ def write_dataset(out_dir: str | Path, n_train: int, n_test: int, seed: int, max
     Train problems use the training targets, test problems only the held-out targets (OOD).
     Returns the meta dict. ``workers`` (None = all cores) does not change the data.
     """
-    from ...data.dataset import write_token_table  # torch-free import for the generation workers
-
     if n_train < 1 or n_test < 1:
         raise ValueError(f"n_train and n_test must be >= 1, got {n_train} and {n_test}")
     tok = CountdownTokenizer(max_number, n_pause)
@@ -434,8 +418,8 @@ def write_dataset(out_dir: str | Path, n_train: int, n_test: int, seed: int, max
     for split, pr in problems.items():
         rows = tok.encode_rows(pr.nums, pr.target, pr.eqs).astype(np.int32)  # checks numbers < max_number
         max_seen = max(max_seen, int(pr.eqs[..., [0, 2, 3]].max()))
-        write_token_table(out / f"{split}.parquet", list(rows), [tok.prompt_len] * len(pr),
-                          extra={"target": pr.target.astype(np.int32)})
+        store.write_token_table(out / f"{split}.parquet", list(rows), [tok.prompt_len] * len(pr),
+                                extra={"target": pr.target.astype(np.int32)})
 
     meta = {"task": "cd4", "vocab_size": tok.vocab_size, "eos_id": tok.eos, "seq_len": tok.seq_len,
             "prompt_len": tok.prompt_len, "n_train": n_train, "n_test": n_test, "seed": seed,

@@ -193,7 +193,8 @@ def evaluate_countdown(objective: Objective, data: str | Path | TokenDataset, de
             prompt = tokens[:, :p_len].to(device)
             for d in decodings:
                 name = d["name"]
-                out = generate(objective, prompt, n_new, d["temperature"], d["top_k"], gens[name]).cpu().tolist()
+                out = generate(objective, prompt, n_new, temperature=d["temperature"], top_k=d["top_k"],
+                               generator=gens[name]).tolist()
                 for prob, gen in zip(problems, out):
                     res = check_solution(prob[:N_INPUTS], prob[N_INPUTS], gen, tok)
                     for k in keys:

@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import copy
 import logging
-import multiprocessing as mp
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from ...data import store
+from ...data.parallel import run_shards
 from ...data.store import META_FILE
 from .streets import DIRECTIONS, NO_EDGE, StreetGraph, haversine_miles
 
@@ -344,16 +343,6 @@ def _write_shard(job: tuple[str, int, int]) -> tuple[int, int]:
     return n, len(values)
 
 
-def _run_shards(jobs: list, workers: int) -> list:
-    if workers == 1:
-        return [_write_shard(j) for j in jobs]
-    # fork, not spawn: spawn re-imports a Snakemake script's __main__ in every worker (and
-    # hangs); forked workers also share the parent's hop matrix without copying it.
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    with ctx.Pool(workers) as pool:
-        return pool.map(_write_shard, jobs, chunksize=1)
-
-
 def _pairs_tables(graph: StreetGraph, src, dst, train, hops, cfg: dict):
     """``pairs.parquet`` (every distinct pair) and ``eval_pairs.parquet`` (held-out, near)."""
     import pyarrow as pa
@@ -408,11 +397,11 @@ def write_dataset(out_dir: str | Path, graph: StreetGraph, data: dict, vocab_siz
     jobs = [(split, k, min(cfg["shard_size"], n - a))
             for split, n in (("train", int(cfg["n_train"])), ("test", int(cfg["n_test"])))
             for k, a in enumerate(range(0, n, cfg["shard_size"]))]
-    workers = min(workers or os.cpu_count() or 1, len(jobs))
     _SHARED.update(graph=graph, hops=hops, tok=tok, out=out, seed=seed, max_moves=max_moves,
                    trips={"train": (src[train], dst[train]), "test": (src[~train], dst[~train])})
     try:
-        stats = _run_shards(jobs, workers)
+        # forked workers (run_shards) read _SHARED, the hop matrix included, without copying it
+        stats = run_shards(_write_shard, jobs, workers or None)
     finally:
         _SHARED.clear()
     n_tokens = {split: sum(t for (sp, _, _), (_, t) in zip(jobs, stats) if sp == split) for split in _SPLITS}

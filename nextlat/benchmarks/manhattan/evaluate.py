@@ -23,6 +23,7 @@ import torch
 
 from .data import ManhattanTokenizer
 from .streets import DIRECTIONS, NO_EDGE, UNREACHABLE, StreetGraph
+from ...decoding import generate
 from ...evaluation.rank import latent_rank
 
 DETOUR_KINDS = ("random_valid", "second_most_likely")
@@ -103,27 +104,10 @@ def _decode(model, prompts: list[list[int]], budgets, pick, eos: int, device, pa
     """Extend every prompt by at most ``budgets[r]`` tokens; a row stops after its first ``end``.
 
     ``pick(rows, last_logits, step)`` chooses the next token of the still-active ``rows``
-    (CPU long tensor) from their (b, V) logits. Each step runs the model on the active rows
-    only, cut to the longest of them. Returns the continuations (``end`` included).
+    (CPU long tensor) from their (b, V) logits; see :func:`nextlat.decoding.generate`.
+    Returns the continuations (``end`` included).
     """
-    device = torch.device(device)
-    B = len(prompts)
-    plen = torch.tensor([len(p) for p in prompts], dtype=torch.long)
-    budgets = torch.as_tensor(budgets, dtype=torch.long).expand(B).clone()
-    buf = torch.from_numpy(_pad_rows(prompts, pad))
-    buf = torch.cat([buf, torch.full((B, int(budgets.max()) if B else 0), pad, dtype=torch.long)], 1).to(device)
-    length, done, step = plen.clone(), budgets <= 0, 0
-    while not bool(done.all()):
-        rows = torch.nonzero(~done).squeeze(1)
-        rows_d, at = rows.to(device), (length[rows] - 1).to(device)
-        logits = model.logits(buf[rows_d, : int(length[rows].max())])
-        nxt = pick(rows, logits[torch.arange(len(rows), device=device), at], step).to(device)
-        buf[rows_d, at + 1] = nxt
-        length[rows] += 1
-        done[rows] = (nxt.cpu() == eos) | (length[rows] - plen[rows] >= budgets[rows])
-        step += 1
-    out = buf.cpu()
-    return [out[r, plen[r]: length[r]].tolist() for r in range(B)]
+    return generate(model, prompts, budgets, pick=pick, eos_id=eos, pad_id=pad, device=torch.device(device)).tolist()
 
 
 def _greedy(rows, logits, step):

@@ -36,6 +36,7 @@ from branca.element import Element, MacroElement
 from jinja2 import Template
 from matplotlib.colors import to_hex, to_rgb
 
+from ...io import atomic_path
 from .streets import DIR_STEPS, StreetGraph
 from .reconstruction import Reconstruction, require_coords
 
@@ -229,10 +230,8 @@ def draw_map(graph: StreetGraph, recon: Reconstruction, html_path, view: str = "
         _add_title(m, title)
     _inline_leaflet(m)
     html_path = Path(html_path)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = html_path.with_name(html_path.name + ".tmp")
-    m.save(str(tmp))
-    os.replace(tmp, html_path)
+    with atomic_path(html_path) as tmp:
+        m.save(str(tmp))
     return html_path
 
 
@@ -281,17 +280,13 @@ def screenshot(html_path, png_path, size: tuple[int, int] = (1200, 900), timeout
             "on PATH. Install one (`apt-get install chromium`), point $NEXTLAT_CHROMIUM at one, or "
             "turn PNGs off (manhattan.maps.png: false) to write only the HTML maps")
     png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png_path.with_name(png_path.stem + ".tmp.png")
-    tmp.unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix="nextlat-chromium-") as profile:
-        cmd = _browser_command(browser, Path(html_path).resolve().as_uri(), tmp.resolve(), size, profile)
-        proc = _run_browser(cmd, timeout)
-    if proc.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
-        tmp.unlink(missing_ok=True)
-        raise RuntimeError(f"{browser} could not screenshot {html_path} (exit {proc.returncode}):\n"
-                           f"{proc.stderr[-2000:]}")
-    os.replace(tmp, png_path)
+    with atomic_path(png_path, suffix=".png") as tmp:  # Chromium writes PNG only to *.png
+        with tempfile.TemporaryDirectory(prefix="nextlat-chromium-") as profile:
+            cmd = _browser_command(browser, Path(html_path).resolve().as_uri(), tmp.resolve(), size, profile)
+            proc = _run_browser(cmd, timeout)
+        if proc.returncode != 0 or not tmp.exists() or tmp.stat().st_size == 0:
+            raise RuntimeError(f"{browser} could not screenshot {html_path} (exit {proc.returncode}):\n"
+                               f"{proc.stderr[-2000:]}")
     return png_path
 
 
@@ -346,9 +341,9 @@ def map_panel(pngs: dict, out_png, ncols: int = 3) -> Path:
         ax.imshow(_crop_to_content(plt.imread(png)))
         ax.set_title(label)
     out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(out_png.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
-    plt.close(fig)
-    os.replace(tmp, out_png)
+    try:
+        with atomic_path(out_png, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
     return out_png

@@ -32,13 +32,13 @@ half-way still leaves used and new edges behind. Here a sequence is atomic by de
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ...io import write_text
 from .streets import DIR_INDEX, DIRECTIONS, NO_EDGE, StreetGraph, haversine_miles
 
 _RESERVED = -2  # slot held for the new edge being placed: counts as used, cannot be followed
@@ -96,11 +96,7 @@ class Reconstruction:
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`to_json` atomically."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(self.to_json())
-        os.replace(tmp, path)
+        write_text(path, self.to_json())
 
     @classmethod
     def load(cls, path: str | Path, graph: StreetGraph) -> "Reconstruction":

@@ -25,9 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data import store
-from ...data.store import META_FILE, SPLITS  # noqa: F401  (re-exported)
-
-from ...data.dataset import write_token_table
+from ...data.store import META_FILE, SPLITS, write_token_table  # noqa: F401  (re-exported)
 
 _TASK_RE = re.compile(r"g(\d+)x(\d+)")
 

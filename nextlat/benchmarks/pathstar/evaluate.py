@@ -80,7 +80,8 @@ def evaluate_pathstar(objective: Objective, data: str | Path | TokenDataset, dec
             tokens = ds.tokens[start: min(start + batch_size, n)].to(device)
             gold = tokens[:, p_len: p_len + length]
             for d in decodings:
-                out = generate(objective, tokens[:, :p_len], length, d["temperature"], d["top_k"], gens[d["name"]])
+                out = generate(objective, tokens[:, :p_len], length, temperature=d["temperature"],
+                               top_k=d["top_k"], generator=gens[d["name"]]).tokens
                 hit = out == gold
                 correct[d["name"]] += hit.sum(0).cpu()
                 solved[d["name"]] += int(hit.all(1).sum())

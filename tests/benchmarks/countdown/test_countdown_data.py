@@ -203,17 +203,17 @@ def test_dataset_is_deterministic(tmp_path):
 
 
 def test_meta_is_written_last(tmp_path, monkeypatch):
-    from nextlat.data import dataset
+    from nextlat.data import store
     cd.write_dataset(tmp_path, n_train=10, n_test=5, seed=0, workers=1)
     assert (tmp_path / "meta.json").exists()
-    write = dataset.write_token_table
+    write = store.write_token_table
 
     def broken(path, *a, **k):
         if path.name == "test.parquet":
             raise OSError("disk full")
         return write(path, *a, **k)
 
-    monkeypatch.setattr(dataset, "write_token_table", broken)
+    monkeypatch.setattr(store, "write_token_table", broken)
     with pytest.raises(OSError):
         cd.write_dataset(tmp_path, n_train=10, n_test=5, seed=1, workers=1)
     assert not (tmp_path / "meta.json").exists()

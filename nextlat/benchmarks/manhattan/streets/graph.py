@@ -206,15 +206,12 @@ class StreetGraph:
 
     def save(self, path: str | Path) -> None:
         """Write GraphML atomically (readable by networkx, osmnx and Gephi)."""
-        import os
-
         import networkx as nx
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        nx.write_graphml(self.to_networkx(), tmp)
-        os.replace(tmp, path)
+        from ....io import atomic_path
+
+        with atomic_path(path) as tmp:
+            nx.write_graphml(self.to_networkx(), tmp)
 
     @classmethod
     def load(cls, path: str | Path) -> "StreetGraph":
