@@ -4,7 +4,7 @@
     .venv/bin/python bench/manhattan_walks.py --walks 200000 --dataset-walks 400000 --workers 1,2,4
 
 Builds a Manhattan-sized synthetic city (``streets.synthetic_city(avenues=12, streets=380)``:
-4,560 intersections, the real map has 4,580), then measures in one run
+4,560 intersections, the original study's map has 4,579), then measures in one run
 
 1. ``random_walks`` alone in this process (``--walks`` walks, trips drawn beforehand);
 2. ``write_dataset`` end to end (trips, split, walks, tokenisation, parquet) with each worker

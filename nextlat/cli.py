@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -103,7 +104,15 @@ def cmd_train(args):
     data_dir, run_dir = _paths(cfg, run)
     path = train(run.config, data_dir, Path(args.out or run_dir), on_stale=args.on_stale,
                  stop_after=args.stop_after)
-    print(path)
+    _report_training(path, args, run_dir)
+
+
+def _report_training(path, args, run_dir) -> None:
+    if path is None:  # stop_after stopped it early: the checkpoint is kept for resuming
+        print(f"stopped after {args.stop_after} step(s); {Path(args.out or run_dir)}/checkpoints/last.ckpt "
+              "is kept, run the same command again to resume")
+    else:
+        print(path)
 
 
 def cmd_train_config(args):
@@ -111,7 +120,8 @@ def cmd_train_config(args):
     from .stages.train import train
 
     run_cfg = yaml.safe_load(Path(args.run_config).read_text())
-    print(train(run_cfg, Path(args.data), Path(args.out), on_stale=args.on_stale, stop_after=args.stop_after))
+    path = train(run_cfg, Path(args.data), Path(args.out), on_stale=args.on_stale, stop_after=args.stop_after)
+    _report_training(path, args, Path(args.out))
 
 
 def cmd_eval(args):
@@ -176,10 +186,21 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (nlconfig.ConfigError, FileNotFoundError) as err:
-        print(f"nextlat: error: {err}", file=sys.stderr)
+    except _expected_errors() as err:  # a message, not a traceback (NEXTLAT_DEBUG=1 shows it)
+        if os.environ.get("NEXTLAT_DEBUG"):
+            raise
+        print(f"nextlat: error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    """Errors that describe a problem with the user's config, files or runs."""
+    from .stages.process import RunLockedError
+    from .training.checkpoint import CheckpointError
+
+    return (nlconfig.ConfigError, FileNotFoundError, PermissionError, IsADirectoryError, CheckpointError,
+            RunLockedError, KeyError, ValueError)
 
 
 if __name__ == "__main__":

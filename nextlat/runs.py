@@ -90,9 +90,45 @@ def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
                                "model": dict(model), "method": method,
                                "train": dict(bench["train"]), "runtime": dict(cfg["runtime"])}
                     runs.append(RunSpec(run_id, name, task, method["name"], h, seed, run_cfg))
+    seeds = bench["seeds"]
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"benchmarks.{name}.seeds lists a seed twice: {seeds}")
     runs = _apply_overrides(runs, bench.get("run_overrides") or {}, name)
     _check_settings(runs, name)
+    for run in runs:
+        _check_training(run, adapter, bench, cfg["runtime"])
     return runs
+
+
+def _check_training(run: RunSpec, adapter, bench: dict, runtime: dict) -> None:
+    """What would otherwise fail only once training starts, after the data was generated:
+    the model's shape, the batch against the devices and the data, the schedule."""
+    from .models.transformer import ModelConfig
+    from .training.schedules import lr_lambda
+
+    where = f"benchmarks.{run.benchmark}" + (f".run_overrides.{run.run_id}"
+                                            if run.run_id in (bench.get("run_overrides") or {}) else "")
+    model, train = run.config["model"], run.config["train"]
+    try:
+        ModelConfig.from_dict(model)
+    except ValueError as err:
+        raise ConfigError(f"{where}.model (run {run.run_id}): {err}") from None
+    bs, devices = int(train["batch_size"]), int(runtime.get("devices", 1))
+    micro = train.get("micro_batch_size")
+    if bs % devices:
+        raise ConfigError(f"{where}.train.batch_size={bs} is not divisible by runtime.devices={devices}")
+    if micro and (micro > bs // devices or (bs // devices) % micro):
+        raise ConfigError(f"{where}.train.micro_batch_size={micro} must divide the per-device batch "
+                          f"{bs // devices} (train.batch_size {bs} / runtime.devices {devices})")
+    try:
+        lr_lambda(train.get("schedule"), int(train["steps"]))
+    except ValueError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    for split in ("train", "test"):
+        rows = adapter.max_rows(bench, run.task, split)
+        if rows is not None and bs > rows:
+            raise ConfigError(f"{where}.train.batch_size={bs} exceeds the {split} split of run {run.run_id}, "
+                              f"which has {'at most ' if adapter.rows_are_bound else ''}{rows} rows")
 
 
 def _apply_overrides(runs: list[RunSpec], overrides: dict, bench: str) -> list[RunSpec]:

@@ -3,6 +3,7 @@
 Runs on a temporary copy of the checkout so that results and .snakemake metadata never
 touch the working tree.
 """
+import os
 import re
 import subprocess
 import sys
@@ -74,25 +75,30 @@ def test_changing_one_runs_hyperparameter_reruns_only_that_run(workdir):
     finally:
         cfg_path.write_text(original)
     jobs = planned(out)
-    assert sorted(jobs) == ["eval", "fig6", "train"], out[-3000:]
+    assert sorted(jobs) == ["fig6", "pathstar_eval", "train"], out[-3000:]
     assert jobs["train"] == ["benchmark=pathstar, run=g2x4_gpt_s0"]
-    assert jobs["eval"] == ["benchmark=pathstar, run=g2x4_gpt_s0"]
+    assert jobs["pathstar_eval"] == ["run=g2x4_gpt_s0"]
     assert "Params have changed" in out
 
 
-def planned_after_edit(workdir, rel: str) -> dict[str, list[str]]:
-    """The dry-run plan after appending a comment to one library file (then restored)."""
+def planned_after_edit(workdir, rel: str, target: str = "fig6") -> dict[str, list[str]]:
+    """The dry-run plan after appending a comment to one library file. The file is then
+    restored, modification time included, so later checks see an up-to-date workflow.
+    The `all` job itself (no outputs) is left out of the plan."""
     path = workdir / rel
-    original = path.read_text()
+    original, stat = path.read_text(), path.stat()
     path.write_text(original + "\n# an edit\n")
     try:
-        return planned(snakemake(workdir, "-n", "fig6"))
+        jobs = planned(snakemake(workdir, "-n", target))
     finally:
         path.write_text(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    jobs.pop("all", None)
+    return jobs
 
 
 def test_editing_plot_code_reruns_only_the_figure(workdir):
-    assert sorted(planned_after_edit(workdir, "nextlat/plots/pathstar.py")) == ["fig6"]
+    assert sorted(planned_after_edit(workdir, "nextlat/benchmarks/pathstar/report.py", "all")) == ["fig6"]
 
 
 def test_bad_config_key_stops_before_planning(workdir):
@@ -118,7 +124,7 @@ def test_second_workflow_copy_reuses_cached_datasets(tmp_path, monkeypatch):
 
 def test_editing_objective_code_retrains_only_that_method(workdir):
     jobs = planned_after_edit(workdir, "nextlat/objectives/nextlat.py")
-    assert sorted(jobs) == ["eval", "fig6", "train"]
+    assert sorted(jobs) == ["fig6", "pathstar_eval", "train"]
     assert jobs["train"] == ["benchmark=pathstar, run=g2x4_nextlat-d2_s0"]
 
 
@@ -170,14 +176,7 @@ def test_manhattan_fig3_maps_are_self_contained(workdir):
 
 
 def test_editing_map_code_redraws_only_fig3(workdir):
-    path = workdir / "nextlat/plots/maps.py"
-    original = path.read_text()
-    path.write_text(original + "\n# an edit\n")
-    try:
-        jobs = planned(snakemake(workdir, "-n", "fig3"))
-    finally:
-        path.write_text(original)
-    assert sorted(jobs) == ["fig3"]
+    assert sorted(planned_after_edit(workdir, "nextlat/benchmarks/manhattan/maps.py", "all")) == ["fig3"]
 
 
 def test_graph_without_coordinates_skips_maps_and_says_why(workdir):
@@ -195,3 +194,51 @@ def test_graph_without_coordinates_skips_maps_and_says_why(workdir):
     assert "table1" in planned(out)  # the metrics still work without coordinates
     out = snakemake(workdir, "-n", "fig3", "--configfile", "pickle.yaml", check=False)
     assert "fig3 cannot be built" in out and "no node coordinates" in out
+
+
+# --- what an edit to an objective reruns, across every benchmark (`all`) ----------------------
+def plan_for_methods(workdir, methods: set[str]) -> dict[str, list[str]]:
+    """The jobs that must rerun when the code of ``methods`` changes: their runs' train and
+    eval jobs, the Manhattan map reconstructions of those runs (first seed), and the report
+    targets of every benchmark that has such a run (they read all its evals)."""
+    from nextlat import benchmarks
+    from nextlat.config import load
+    from nextlat.runs import expand_runs
+
+    cfg = load(workdir / "config.yaml", "smoke")
+    runs = [r for r in expand_runs(cfg).values() if r.method in methods]
+    jobs = {"train": sorted(f"benchmark={r.benchmark}, run={r.run_id}" for r in runs)}
+    for name in sorted({r.benchmark for r in runs}):
+        jobs[f"{name}_eval"] = sorted(f"run={r.run_id}" for r in runs if r.benchmark == name)
+        for target in benchmarks.get(name).reports:
+            jobs[target] = [""]
+    first_seed = cfg["benchmarks"]["manhattan"]["seeds"][0]
+    recon = sorted(f"kind=runs, name={r.run_id}" for r in runs if r.benchmark == "manhattan" and r.seed == first_seed)
+    if recon:
+        jobs["manhattan_reconstruct"] = recon
+    return jobs
+
+
+def sorted_plan(jobs: dict[str, list[str]]) -> dict[str, list[str]]:
+    return {rule: sorted(wcs) for rule, wcs in sorted(jobs.items())}
+
+
+def test_editing_mtp_reruns_exactly_the_mtp_runs_and_their_reports(workdir):
+    jobs = sorted_plan(planned_after_edit(workdir, "nextlat/objectives/mtp.py", "all"))
+    want = plan_for_methods(workdir, {"mtp"})
+    assert len(want["train"]) == 3 and "manhattan_reconstruct" in want  # one run per benchmark
+    assert jobs == sorted_plan(want)
+
+
+def test_editing_gpt_reruns_gpt_and_nextlat_which_subclasses_it(workdir):
+    jobs = sorted_plan(planned_after_edit(workdir, "nextlat/objectives/gpt.py", "all"))
+    want = plan_for_methods(workdir, {"gpt", "nextlat"})
+    trained = {re.search(r"run=[^_]+_([a-z]+)", w).group(1) for w in jobs.get("train", [])}
+    assert trained == {"gpt", "nextlat"}  # run ids are <task>_<method>[-d<h>]_s<seed>
+    assert jobs == sorted_plan(want)
+
+
+def test_workflow_is_up_to_date_after_every_edit_check(workdir):
+    """Every check above restored the files it touched (content and modification time)."""
+    out = snakemake(workdir, "-n", "all")
+    assert "Nothing to be done" in out, out[-3000:]

@@ -79,6 +79,14 @@ class Benchmark:
     def check(self, bench_cfg: dict) -> None:
         """Refuse impossible settings before any job runs (raise ConfigError)."""
 
+    # Whether max_rows is an upper bound (rows known only after generation) or exact.
+    rows_are_bound: ClassVar[bool] = False
+
+    def max_rows(self, bench_cfg: dict, task: str, split: str) -> int | None:
+        """Training rows (sequences) a split will hold, so that a batch larger than the data is
+        refused at check time. Default: ``data.n_train`` / ``data.n_test``; None if unknown."""
+        return bench_cfg.get("data", {}).get(f"n_{split}")
+
     # --- stages ------------------------------------------------------------------------
     @property
     def package(self) -> str:

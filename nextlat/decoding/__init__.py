@@ -54,7 +54,7 @@ Pick = Callable[[Tensor, Tensor, int], Tensor]
 
 @dataclass
 class Generation:
-    """Continuations of a batch: ``tokens`` (B, N) on the model's device, right-padded with
+    """Continuations of a batch: ``tokens`` (B, N) on the decoding device, right-padded with
     the pad id after each row's ``lengths[r]`` tokens (CPU long; a stopping EOS included);
     N is the largest budget."""
 
@@ -91,7 +91,8 @@ def generate(model, prompts: Tensor | Sequence[Sequence[int]], max_new_tokens: i
     ``model`` needs ``logits(tokens (B, T)) -> (B, T, V)``; objectives whose
     ``make_cache`` returns a cache decode incrementally (``use_cache``), others recompute
     ``logits`` on the whole prefix every step. ``prompts``: a (B, P) tensor or a list of
-    token lists (right-padded with ``pad_id``; a causal model never reads the padding).
+    token lists (right-padded with ``pad_id``; a causal model never reads the padding),
+    decoded on ``device`` (default: the tensor's, else the model's parameters', else CPU).
     ``max_new_tokens``: one budget or one per row. A row stops at its budget or after
     emitting ``eos_id`` (None: never). The next tokens of the still-active rows come from
     ``pick(rows, logits, step)`` (``rows``: CPU long indices into the batch, ascending;
@@ -108,6 +109,8 @@ def generate(model, prompts: Tensor | Sequence[Sequence[int]], max_new_tokens: i
             return sample_next(logits, temperature, top_k, generator)
     elif temperature or top_k is not None:
         raise ValueError("pass either pick or temperature/top_k, not both")
+    if device is None and not isinstance(prompts, Tensor):  # lists go where the model is
+        device = next((p.device for p in model.parameters()), None) if isinstance(model, torch.nn.Module) else None
     buf, plen = _right_padded(prompts, pad_id, device)
     device, B = buf.device, buf.size(0)
     budgets = torch.as_tensor(max_new_tokens, dtype=torch.long).expand(B).clone()

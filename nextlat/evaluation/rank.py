@@ -1,5 +1,5 @@
-"""Effective rank of hidden states (Roy & Vetterli), the paper's measure of how compact a
-model's latent space is (Table 1; docs/paper_spec.md §2)."""
+"""Effective rank of hidden states (Roy & Vetterli 2007), the paper's measure of how compact a
+model's latent space is (Table 1: lower means the states occupy fewer dimensions)."""
 from __future__ import annotations
 
 import torch

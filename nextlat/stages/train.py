@@ -15,6 +15,7 @@ from .. import benchmarks
 from ..codedeps import module_files, objective_module
 from ..data import store
 from ..io import write_text
+from .process import exit_with_parents, run_lock
 
 log = logging.getLogger(__name__)
 
@@ -57,14 +58,27 @@ def train(run_cfg: dict, data_dir: str | Path, out_dir: str | Path, on_stale: st
           stop_after: int | None = None) -> Path | None:
     """Train one run; writes ``config.yaml`` (fully resolved) and ``model.pt`` in out_dir.
 
+    The run folder is locked while it trains (a second trainer is refused), and training
+    stops if the process that started it dies.
+
     Multi-device runs (``runtime.devices > 1``) are started as separate rank processes.
     Returns the final model's path (None if ``stop_after`` stopped the run early).
     """
     out_dir, data_dir = Path(out_dir), Path(data_dir)
     check_data_matches(run_cfg, data_dir)
+    exit_with_parents()
+    if os.environ.get(RANK_ENV):  # one rank of a run whose launcher holds the lock
+        return _train(run_cfg, data_dir, out_dir, on_stale, stop_after)
+    with run_lock(out_dir):
+        return _train(run_cfg, data_dir, out_dir, on_stale, stop_after)
+
+
+def _train(run_cfg: dict, data_dir: Path, out_dir: Path, on_stale: str, stop_after: int | None) -> Path | None:
     devices = int(run_cfg.get("runtime", {}).get("devices", 1))
     if devices > 1 and not os.environ.get(RANK_ENV):
-        cfg_file = out_dir / "config.yaml"
+        # The ranks read the run config from a file; the run's config.yaml is written by the
+        # trainer once the checkpoint check has passed (so a refused run never rewrites it).
+        cfg_file = out_dir / ".launch_config.yaml"
         write_text(cfg_file, yaml.safe_dump(run_cfg, sort_keys=False))
         cmd = launch_command(cfg_file, data_dir, out_dir, on_stale, devices)
         log.info("launching %d ranks: %s", devices, " ".join(cmd))
@@ -79,8 +93,6 @@ def train(run_cfg: dict, data_dir: str | Path, out_dir: str | Path, on_stale: st
 
     from ..training.trainer import train_run
 
-    if not os.environ.get(RANK_ENV):
-        write_text(out_dir / "config.yaml", yaml.safe_dump(run_cfg, sort_keys=False))
     train_data, val_data = load_train_data(run_cfg["benchmark"], data_dir)
     log.info("training data %s: %d train / %d validation rows", data_dir, len(train_data), len(val_data))
     return train_run(run_cfg, train_data, val_data, out_dir, on_stale=on_stale, stop_after=stop_after,

@@ -18,11 +18,13 @@ import warnings
 from pathlib import Path
 
 import torch
+import yaml
 from lightning.fabric import Fabric
 from lightning.fabric.loggers import CSVLogger
 from tqdm.auto import tqdm
 
 from ..data.dataset import Dataset, batch_indices
+from ..io import write_text
 from ..objectives import build_objective
 from .checkpoint import (CheckpointError, CheckpointMismatchError, check_identity, config_fingerprint,
                          load_checkpoint, save_checkpoint)
@@ -156,6 +158,8 @@ def train_run(cfg: dict, train_data: Dataset, val_data: Dataset, out_dir: str | 
     fabric.barrier()
     if stale and fabric.is_global_zero:
         _move_stale(out_dir)
+    if fabric.is_global_zero:  # only now: a refused run must not rewrite the config of its model.pt
+        write_text(out_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
     fabric.barrier()
     step = state["step"] if state else 0
 

@@ -2,7 +2,7 @@
 
 A problem gives four numbers and a target; the answer is three equations, each combining two
 available numbers (the inputs, then earlier results; each used once) into a new one, the last
-of which equals the target. Text format (docs/benchmarks.md §2)::
+of which equals the target. Text format (Stream-of-Search's, Gandhi et al. 2024)::
 
     14,83,88,91,23|83-14=69,91-88=3,69/3=23
 

@@ -39,9 +39,29 @@ class Manhattan(Benchmark):
             files += [g["pickle"].get(k) for k in ("neighbors", "turns", "coords")]
         return [f for f in files + [data.get("trips_file")] if f]
 
+    rows_are_bound = True
+
+    def max_rows(self, bench_cfg: dict, task: str, split: str) -> int | None:
+        # Walks are packed into rows of pack_len tokens; a walk has at most max_moves + 3 tokens.
+        data = bench_cfg["data"]
+        return (int(data[f"n_{split}"]) * (int(data["max_moves"]) + 3) + 1) // int(data["pack_len"])
+
     def check(self, bench_cfg: dict) -> None:
+        from pathlib import Path
+
         from .data import has_coords
 
+        g = bench_cfg["graph"]
+        if g["source"] == "pickle" and not g["pickle"].get("neighbors"):
+            raise ConfigError("benchmarks.manhattan.graph.pickle.neighbors: the pickle source needs the "
+                              "original's node_and_direction_to_neighbor.pkl")
+        named = {"graph.osm.xml": g["osm"].get("xml") if g["source"] == "osm" else None,
+                 "data.trips_file": bench_cfg["data"].get("trips_file")}
+        if g["source"] == "pickle":
+            named.update({f"graph.pickle.{k}": g["pickle"].get(k) for k in ("neighbors", "turns", "coords")})
+        for key, path in named.items():
+            if path and not Path(path).exists():
+                raise ConfigError(f"benchmarks.manhattan.{key}: file {path} does not exist")
         data = bench_cfg["data"]
         if not has_coords(bench_cfg["graph"]) and data["pickups"] == "density" and not data["trips_file"]:
             # caught at plan time rather than in the data job: the demand surface needs coordinates

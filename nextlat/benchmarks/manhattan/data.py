@@ -1,6 +1,6 @@
 """Manhattan taxi traversals (Table 1, Figure 3): tokenizer, trips, random walks, dataset.
 
-A traversal is a document ``SRC DEST d1 ... dk end`` (docs/benchmarks.md §4): the pickup
+A traversal is a document ``SRC DEST d1 ... dk end`` (Vafa et al. 2024's format): the pickup
 and dropoff intersections (one token per node id), the compass moves, and ``end``.
 
 Tokenizer (as the original ``SimpleTokenizer``): every word sorted in *reverse string
@@ -8,7 +8,7 @@ order* and numbered from 1, ``<pad>`` = 0. That gives ``end`` = 1, W=2, SW=3, SE
 NW=6, NE=7, N=8, E=9 and then the node ids. Here the words come from the street graph,
 not from the training sentences, so every intersection has a token. The vocabulary is
 padded to ``max_nodes + N_SPECIAL`` so the workflow can size the model before the graph
-exists (the real Manhattan graph has 4,580 nodes).
+exists (the original study's Manhattan graph has 4,579 nodes).
 
 Training packs documents into fixed-length rows, ``end`` acting as the separator that
 *starts* each document (models.layout): ``end SRC DEST d.. end SRC DEST d.. end ...``.
@@ -243,7 +243,8 @@ def random_walks(graph: StreetGraph, src, dst, max_moves: int, rng: np.random.Ge
     """One random traversal per trip; returns ``(lengths (W,), dirs)`` with ``dirs`` the
     int8 direction indices of all walks concatenated (walk ``j`` has ``lengths[j]`` moves).
 
-    How Vafa et al. generated their walks is not published (docs/benchmarks.md §4). Our
+    How Vafa et al. generated their walks is not published (their data and code give
+    only the sampled walks). Our
     reading: draw a length ``k`` uniform in ``[hops(s, d), max_moves]``; at step ``i`` move
     uniformly among the legal directions whose next node can still reach ``d`` within the
     walk's own budget (``hops[next, d] <= k - i - 1``); stop at ``d`` after ``k`` moves. So
@@ -446,17 +447,27 @@ def load_documents(data_dir: str | Path, split: str, limit: int | None = None) -
     """All (or the first ``limit``) documents of a split: (flat int64 tokens, lengths)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     if split not in _SPLITS:
         raise ValueError(f"unknown split {split!r}; expected one of {_SPLITS}")
-    load_meta(data_dir)
-    parts = sorted((Path(data_dir) / split).glob("part-*.parquet"))
-    if not parts:
-        raise FileNotFoundError(f"no {split} part files in {Path(data_dir) / split}")
+    meta = load_meta(data_dir)
+    folder = Path(data_dir) / split
+    # meta.json fixes the part files and their row counts: a missing or truncated part is an
+    # error here, not a silently smaller split.
+    n, size = int(meta[f"n_{split}"]), int(meta["shard_size"])
+    expected = [f"part-{k:05d}.parquet" for k in range((n + size - 1) // size)]
+    found = sorted(p.name for p in folder.glob("part-*.parquet"))
+    if found != expected:
+        missing, extra = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+        raise store.DataError(f"{folder} does not hold the {len(expected)} part files meta.json describes "
+                              f"(missing: {missing[:5] or 'none'}, unexpected: {extra[:5] or 'none'}); "
+                              f"{store.REGENERATE}")
     chunks, have = [], 0
-    for part in parts:  # in shard order; stop reading once `limit` documents are in
-        col = pq.read_table(part, columns=["tokens"]).column("tokens")
+    for k, name in enumerate(expected):  # in shard order; stop reading once `limit` documents are in
+        col = store.read_parquet(folder / name, columns=["tokens"]).column("tokens")
+        if len(col) != min(size, n - k * size):
+            raise store.DataError(f"{folder / name} has {len(col)} documents, meta.json implies "
+                                  f"{min(size, n - k * size)}; {store.REGENERATE}")
         chunks.extend(col.chunks)
         have += len(col)
         if limit is not None and have >= limit:
@@ -466,6 +477,7 @@ def load_documents(data_dir: str | Path, split: str, limit: int | None = None) -
         tokens = tokens.slice(0, limit)
     lengths = pc.list_value_length(tokens).to_numpy(zero_copy_only=False).astype(np.int64)
     flat = tokens.flatten().to_numpy(zero_copy_only=False).astype(np.int64)
+    store.check_tokens(folder, flat, int(meta["vocab_size"]))
     return flat, lengths
 
 

@@ -140,10 +140,17 @@ def _inline_leaflet(m) -> None:
     header.add_child(Element(f"<script>{js}</script>"), name="leaflet")
 
 
-def _add_title(m, title: str) -> None:
+def _add_title(m, title: str | None, note: str | None = None) -> None:
+    """The caption at the top of the map: ``title``, and under it ``note`` in red (e.g. "no
+    usable sequences", so that an empty map is not read as a perfect one)."""
+    lines = [html.escape(title)] if title else []
+    if note:
+        lines.append(f'<span class="nextlat-note" style="color:firebrick">{html.escape(note)}</span>')
+    if not lines:
+        return
     style = ("position:absolute;top:8px;left:50%;transform:translateX(-50%);z-index:1000;"
-             "font:16px sans-serif;background:rgba(255,255,255,0.8);padding:2px 8px")
-    m.get_root().html.add_child(Element(f'<div style="{style}">{html.escape(title)}</div>'))
+             "font:16px sans-serif;background:rgba(255,255,255,0.8);padding:2px 8px;text-align:center")
+    m.get_root().html.add_child(Element(f'<div style="{style}">{"<br>".join(lines)}</div>'))
 
 
 class EdgeLines(MacroElement):
@@ -215,7 +222,8 @@ def _check_pair(graph: StreetGraph, recon: Reconstruction) -> None:
 
 def draw_map(graph: StreetGraph, recon: Reconstruction, html_path, view: str = "far",
              show_unused: bool = True, title: str | None = None) -> Path:
-    """Write one self-contained HTML map of ``recon`` (view "far" or "close")."""
+    """Write one self-contained HTML map of ``recon`` (view "far" or "close"), captioned
+    with ``title`` and the reconstruction's warning note, if any."""
     require_coords(graph)
     _check_pair(graph, recon)
     if view not in VIEWS:
@@ -226,8 +234,7 @@ def draw_map(graph: StreetGraph, recon: Reconstruction, html_path, view: str = "
     EdgeLines(_straight_lines(graph, recon.used), USED_STYLE, "used").add_to(m)
     _add_new_edges(m, graph, recon.new, view)
     m.fit_bounds(far_window(graph) if view == "far" else close_window(graph), padding=(8, 8))
-    if title:
-        _add_title(m, title)
+    _add_title(m, title, recon.note)
     _inline_leaflet(m)
     html_path = Path(html_path)
     with atomic_path(html_path) as tmp:

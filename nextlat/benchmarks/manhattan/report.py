@@ -64,9 +64,32 @@ def table1(inputs: dict, outputs: dict, params: dict) -> None:
     write_table(table, outputs["csv"], outputs["md"], digits=2)
 
 
+RECONSTRUCTION_COUNTS = ("n_generated", "n_ill_formed", "n_used", "n_failed", "n_new_edges",
+                         "true_used", "true_unused")
+
+
+def reconstruction_table(recons: dict) -> pd.DataFrame:
+    """Figure 3's table, one row per map ({label: Reconstruction}): generated, ill-formed and
+    used (replayed) sequences, failed ones, new edges, true edges used and unused, the rules
+    followed (``mode``) and a ``note`` where the map looks better than it is ("no usable
+    sequences": an empty map is not a perfect one). Counts a reconstruction lacks are blank."""
+    from .reconstruction import describe_mode
+
+    rows = []
+    for label, recon in recons.items():
+        c = recon.counts
+        mode = describe_mode(c["atomic"], c["candidate_order"]) if "candidate_order" in c else None
+        rows.append({"map": label, **{k: c.get(k) for k in RECONSTRUCTION_COUNTS},
+                     "mode": mode, "note": recon.note or ""})
+    table = pd.DataFrame(rows, columns=["map", *RECONSTRUCTION_COUNTS, "mode", "note"])
+    return table.astype({k: "Int64" for k in RECONSTRUCTION_COUNTS})
+
+
 def fig3(inputs: dict, outputs: dict, params: dict) -> None:
     """Figure 3: a folium map (HTML, optionally a PNG screenshot) per reconstruction and view,
-    a table of reconstruction counts, and a panel of the far views.
+    a table of reconstruction counts (:func:`reconstruction_table`), and a panel of the far
+    views. A map that warrants a note (no usable sequences) carries it on the map and in the
+    panel title.
 
     ``params["maps"]`` maps a label (run id, or ``true_<task>``) to its reconstruction JSON;
     ``outputs`` holds the paths named as in rules/manhattan.smk (``<label>_<view>_<ext>``).
@@ -77,15 +100,14 @@ def fig3(inputs: dict, outputs: dict, params: dict) -> None:
 
     opts = params["opts"]
     graph = StreetGraph.load(inputs["graph"])
-    rows, pngs = [], {}
-    for label, path in params["maps"].items():
-        recon = Reconstruction.load(path, graph)
-        rows.append({"map": label, **recon.counts})
+    recons = {label: Reconstruction.load(path, graph) for label, path in params["maps"].items()}
+    pngs = {}
+    for label, recon in recons.items():
         html = {view: outputs[f"{label}_{view}_html"] for view in opts["views"]}
         files = write_maps(graph, recon, html, views=opts["views"], png=opts["png"],
                            show_unused=opts["show_unused"], title=f"{label}")
         if opts["png"]:
-            pngs[label] = files[opts["views"][0]]["png"]
-    write_table(pd.DataFrame(rows), outputs["csv"], outputs["md"], drop=())
+            pngs[f"{label}\n({recon.note})" if recon.note else label] = files[opts["views"][0]]["png"]
+    write_table(reconstruction_table(recons), outputs["csv"], outputs["md"], drop=())
     if opts["png"]:
         map_panel(pngs, outputs["panel"])

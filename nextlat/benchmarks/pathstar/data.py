@@ -4,7 +4,7 @@ A graph has a source (centre) node and ``d`` disjoint arms of ``l - 1`` further 
 edges point away from the source. The model sees the shuffled edge list, the source and
 the goal (the leaf of one arm), and must emit the path from the source to the goal.
 
-Text format (as in the reference code; see docs/benchmarks.md §1)::
+Text format (as in the reference code of Bachmann & Nagarajan 2024)::
 
     u,v|u,v|...|u,v/S,G=S,p1,...,G
 

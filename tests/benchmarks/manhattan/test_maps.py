@@ -47,7 +47,7 @@ def grid():
 def recon(grid):
     seqs = [(0, 2 * 6 + 2, [E, NE, N]), (0, 1 * 6 + 3, [E, E, NE]), (6, 11, [E] * 5), (0, 18, [N] * 3)]
     rec = reconstruct(grid, seqs)
-    assert rec.counts["new"] == 2 and rec.counts["failed"] == 0
+    assert rec.counts["n_new_edges"] == 2 and rec.counts["n_failed"] == 0
     return rec
 
 
@@ -143,6 +143,47 @@ def test_refusals(grid, recon, tmp_path):
 def test_title_is_escaped(grid, recon, tmp_path):
     text = maps.draw_map(grid, recon, tmp_path / "m.html", title="GPT <d=8>").read_text()
     assert "GPT &lt;d=8&gt;" in text
+
+
+def test_map_without_usable_sequences_says_so(grid, recon, tmp_path):
+    empty = reconstruct(grid, [], n_ill_formed=4)
+    text = maps.draw_map(grid, empty, tmp_path / "e.html", title="gpt").read_text()
+    assert "gpt<br>" in text and "no usable sequences: 4 generated, 4 ill-formed" in text
+    assert "no usable sequences" in maps.draw_map(grid, empty, tmp_path / "untitled.html").read_text()
+    assert "nextlat-note" not in maps.draw_map(grid, recon, tmp_path / "r.html", title="gpt").read_text()
+
+
+def test_fig3_table_shows_sequences_mode_and_empty_maps(grid, recon, tmp_path):
+    import pandas as pd
+
+    from nextlat.benchmarks.manhattan.report import fig3
+
+    grid.save(tmp_path / "graph.graphml")
+    recons = {"true_rw": recon, "gpt": reconstruct(grid, [], n_ill_formed=6),
+              "original": reconstruct(grid, [(0, 2 * 6 + 2, [E, NE, N])], atomic=False, candidate_order="node")}
+    paths = {label: tmp_path / f"{label}.json" for label in recons}
+    for label, rec in recons.items():
+        rec.save(paths[label])
+    outputs = {"csv": tmp_path / "t.csv", "md": tmp_path / "t.md",
+               **{f"{label}_far_html": tmp_path / f"{label}_far.html" for label in recons}}
+    opts = {"views": ["far"], "png": False, "show_unused": True}
+    fig3({"graph": tmp_path / "graph.graphml"}, outputs, {"maps": {k: str(v) for k, v in paths.items()}, "opts": opts})
+    rows = pd.read_csv(tmp_path / "t.csv", keep_default_na=False).set_index("map")
+    assert list(rows.index) == list(recons)
+    assert rows.loc["gpt", ["n_generated", "n_ill_formed", "n_used", "n_failed", "n_new_edges"]].tolist() == [6, 6, 0, 0, 0]
+    assert rows.loc["gpt", "note"] == "no usable sequences: 6 generated, 6 ill-formed"
+    assert rows.loc["true_rw", ["n_used", "n_new_edges", "note"]].tolist() == [4, 2, ""]
+    assert rows.loc["true_rw", "mode"] == "atomic, nearest first"
+    assert rows.loc["original", "mode"] == "non-atomic, node order (original)"
+    assert "no usable sequences" in (tmp_path / "t.md").read_text()
+    assert "no usable sequences" in (tmp_path / "gpt_far.html").read_text()
+
+
+def test_reconstruction_table_leaves_counts_it_lacks_blank(grid):
+    from nextlat.benchmarks.manhattan.report import reconstruction_table
+
+    table = reconstruction_table({"old": hand_made(grid, [(0, N, 1)])})
+    assert table["n_used"].isna().all() and table["mode"].isna().all() and table["note"].tolist() == [""]
 
 
 def test_write_maps_names_files(grid, recon, tmp_path):

@@ -16,8 +16,39 @@ log = logging.getLogger(__name__)
 # Source 3: the original study's pickles
 # =====================================================================================
 def _load_pickle(path: str | Path):
-    with open(path, "rb") as f:
-        return pickle.load(f)
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as err:
+        raise ValueError(f"{path} is not a readable pickle ({type(err).__name__}: {err})") from None
+
+
+def _describe(obj) -> str:
+    if isinstance(obj, dict) and obj:
+        k, v = next(iter(obj.items()))
+        return f"a dict of {len(obj)} entries like {k!r}: {v!r}"
+    return f"a {type(obj).__name__}"
+
+
+def _check_neighbors_shape(table, path) -> None:
+    """The neighbor table maps (node, direction name) -> neighbor node; say which file holds
+    what instead when it does not (e.g. the turns file given as the neighbor table)."""
+    ok = isinstance(table, dict) and all(
+        isinstance(k, tuple) and len(k) == 2 and isinstance(k[1], str) and isinstance(v, (int, np.integer))
+        for k, v in table.items())
+    if not ok:
+        raise ValueError(f"graph.pickle.neighbors={path} should map (node, direction) -> neighbor node "
+                         f"(node_and_direction_to_neighbor.pkl) but holds {_describe(table)}; "
+                         "were the neighbors and turns files swapped?")
+
+
+def _check_turns_shape(turns, path) -> None:
+    ok = isinstance(turns, dict) and all(
+        isinstance(k, (int, np.integer)) and isinstance(v, (list, tuple, set)) for k, v in turns.items())
+    if not ok:
+        raise ValueError(f"graph.pickle.turns={path} should map node -> list of direction names "
+                         f"(valid_turns.pkl) but holds {_describe(turns)}; were the neighbors and turns "
+                         "files swapped?")
 
 
 def _check_turns(neighbors: dict, turns: dict, path) -> int:
@@ -63,11 +94,14 @@ def from_pickle(neighbors: str | Path, turns: str | Path | None = None,
     has no coordinates.
     """
     table = _load_pickle(neighbors)
+    _check_neighbors_shape(table, neighbors)
     bad_dirs = sorted({d for _, d in table if d not in DIR_INDEX})
     if bad_dirs:
         raise ValueError(f"{neighbors}: unknown direction name(s) {bad_dirs}")
     if turns is not None:
-        _check_turns(table, _load_pickle(turns), turns)
+        turns_table = _load_pickle(turns)
+        _check_turns_shape(turns_table, turns)
+        _check_turns(table, turns_table, turns)
     node_ids = np.array(sorted({int(u) for u, _ in table} | {int(v) for v in table.values()}), dtype=np.int64)
     lat, lon = _read_coords(coords, node_ids) if coords is not None else (None, None)
     edges = ((u, d, v) for (u, d), v in table.items())
