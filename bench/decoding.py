@@ -5,7 +5,7 @@ Three workloads shaped like the evaluations, each decoded by the same model with
 every repeat) so load changes hit both alike; the table reports median seconds, the
 median of per-repeat speed-ups, and whether both produced the same tokens:
 
-* ``pathstar``: Path-Star G(3,4) test prompts (30 tokens, 100 nodes) + 4 generated tokens,
+* ``pathstar``: prompts of sampled Path-Star G(3,4) graphs (30 tokens, 100 nodes) + 4 tokens,
   greedy and sampled (temperature 1), as ``evaluate_pathstar``; a 2-layer x 64 model.
 * ``manhattan greedy``: prompts ``end SRC DEST`` + up to 100 tokens with a ``pick``, as the
   valid-trajectories and detour tests; each row ends (EOS) at a step drawn uniformly from

@@ -2,7 +2,8 @@
 
 Token equality is checked in float64 (rounding differences between the cached and
 uncached computations are ~1e-16 there, so no near-tie can flip a token); the float32
-logits agree to within 1e-5 (absolute) and the first step (the prompt) bit for bit.
+logits agree to within 1e-5 x max(1, largest |logit|) (measured: <= 7e-6 with logits up
+to ~5) and the first step (the prompt) bit for bit.
 """
 import pytest
 import torch
@@ -14,7 +15,7 @@ from nextlat.objectives import available, build_objective
 
 V, EOS = 23, 0
 METHODS = available()
-F32_ATOL = 1e-5
+F32_RTOL = 1e-5  # relative to the largest |logit|
 
 
 def tiny(name: str, dtype=torch.float64, seed: int = 0, **model) -> nn.Module:
@@ -73,6 +74,17 @@ def test_greedy_equal_length_prompts(name):
 
 
 @pytest.mark.parametrize("name", METHODS)
+def test_cached_decoding_never_recomputes_the_prefix(name):
+    model = tiny(name)
+
+    def no_full_forward(*args, **kw):
+        raise AssertionError("logits() called: the cache was not used")
+
+    model.logits = no_full_forward
+    generate(model, prompts([3, 6]), 5, eos_id=EOS)
+
+
+@pytest.mark.parametrize("name", METHODS)
 def test_sampling_variable_prompts_budgets_and_eos(name):
     model = tiny(name)
     ps, budgets = prompts([3, 9, 1, 6, 4, 12, 2, 5]), [10, 4, 12, 0, 7, 9, 11, 3]
@@ -119,7 +131,8 @@ def test_float32_logits_match_and_prompt_step_is_bit_identical(name):
     generate(model, ps, 14, pick=rb, use_cache=False)
     assert torch.equal(ra.calls[0][1], rb.calls[0][1])  # the prefill runs the uncached code
     worst = max((a[1] - b[1]).abs().max().item() for a, b in zip(ra.calls, rb.calls))
-    assert worst <= F32_ATOL, worst
+    scale = max(1.0, max(b[1].abs().max().item() for b in rb.calls))
+    assert worst <= F32_RTOL * scale, (worst, scale)
 
 
 @pytest.mark.parametrize("name", METHODS)

@@ -156,8 +156,8 @@ def _decode_cached(model, buf, plen, length, budgets, done, pick, eos_id, cache)
     """Prefill the active rows' right-padded prompts once, then feed one token per step.
 
     Cache row i holds batch row ``slots[i]``. Finished rows stay in the cache (dropping
-    rows copies the whole cache) until a quarter of them are finished; meanwhile they are
-    fed a pad at position 0, which nothing reads again.
+    rows copies the whole cache) until a quarter of them are finished; meanwhile each is
+    fed its first token again at position 0, whose output nothing reads.
     """
     device = buf.device
     slots = torch.nonzero(~done).squeeze(1)

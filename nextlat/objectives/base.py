@@ -8,6 +8,9 @@ and answers four questions; the trainer, evaluations and probes only ever ask th
 * ``hidden_states(..., which)`` -> the state the paper probes / measures rank on (B, T, D)
 * ``param_counts()``        -> parameters used in training and at inference (Table 4)
 
+Optionally, ``make_cache``/``logits_cached`` let :func:`nextlat.decoding.generate` decode
+incrementally with a KV cache (without them it recomputes ``logits`` each step).
+
 To add a method: subclass :class:`Objective`, set ``name``, and register it with
 :func:`register`. Nothing in the trainer changes.
 """

@@ -1,7 +1,7 @@
 """Street-map reconstruction from model traversals (Vafa et al. 2024; NextLat Figure 3).
 
-Re-implemented from the description of ``mapping/reconstruction.py`` in
-docs/benchmarks.md §4. Every true street starts *unused*. Each sampled traversal
+Re-implemented after ``mapping/reconstruction.py`` of Vafa et al.'s code
+(keyonvafa/world-model-evaluation). Every true street starts *unused*. Each sampled traversal
 ``SRC DEST d1..dk end`` is replayed on the map; where it cannot be followed, a *new* edge
 (one the real city lacks) is added so that it can, provided the jump stays within
 ``distance_miles``. A model with a faithful world model needs no new edges; the maps show
@@ -34,10 +34,10 @@ Two departures from the original, each a switch (``eval.reconstruction`` in the 
   sequences follow those edges. A failed sequence is one the map cannot explain, so we
   add nothing for it: every new edge then serves a traversal that the map explains.
 * ``candidate_order`` (default "nearest"): the nodes a continuation may start from are
-  tried nearest first (ties by index). The original tries them in node order
-  (``graph.nodes``: osmnx lists Manhattan by ascending OSM id; "node" here sorts by node
-  id), so among equally long continuations the lowest id within ``distance_miles`` wins,
-  however far: the new edge then depends on how OSM numbers the intersections, not on the
+  tried nearest first (ties by index). The original tries them in node order (it iterates
+  ``graph.nodes``, in osmnx's order); "node" here means ascending node id, which is
+  osmnx's order when it keeps the nodes as Overpass returns them (sorted by id). So among
+  equally long continuations the lowest id within ``distance_miles`` wins, however far: the new edge then depends on how OSM numbers the intersections, not on the
   traversal. Nearest first makes it the shortest edge that explains the traversal.
 
 They change the counts a lot: on the original study's 6,400 samples the original's rules
