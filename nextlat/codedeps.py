@@ -42,7 +42,8 @@ def _module_of(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imports(path: Path) -> set[str]:
+@functools.lru_cache(maxsize=None)
+def _imports(path: Path) -> frozenset[str]:
     """Absolute names of every module ``path`` imports (``from x import y`` gives x and x.y)."""
     module = _module_of(path)
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
@@ -59,7 +60,7 @@ def _imports(path: Path) -> set[str]:
                 prefix = node.module or ""
             found.add(prefix)
             found.update(f"{prefix}.{alias.name}" for alias in node.names)
-    return found
+    return frozenset(found)
 
 
 def _parents(module: str) -> list[str]:

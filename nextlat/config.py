@@ -57,7 +57,7 @@ _HORIZON_FORMS = [{"type": "string", "pattern": "^[dl0-9+\\-* ()]+$"},
 _METHOD_DESCRIPTION = (
     "One entry of a run matrix. `horizon` and any key listed in `grid` may be a list: each "
     "combination becomes its own run. `horizon` may be an expression of the task's variables "
-    "(Path-Star: d, l), e.g. \"l-2\". Generated from the registered objectives' settings "
+    "(see each benchmark's task_vars), e.g. \"l-2\". Generated from the registered objectives' settings "
     "(nextlat.config.method_defs): each method accepts exactly its own keys.")
 
 

@@ -71,17 +71,19 @@ wildcard_constraints:
 
 
 # --- code inputs: what a stage imports ------------------------------------------------------
-SCHEMA_FILES = [str(Path(workflow.basedir) / "nextlat/schemas/config.schema.yaml")] + [
-    str(registry.schema_file(name)) for name in registry.names()]
+SHARED_SCHEMA = str(Path(workflow.basedir) / "nextlat/schemas/config.schema.yaml")
 
 
 def code(*modules):
     """The library files the given modules import (nextlat.codedeps), listed as inputs so
     that editing one reruns exactly the rules whose stage runs it. A stage that validates a
-    config block through nextlat.config also depends on the schema files."""
+    config block through nextlat.config also depends on the shared schema and on the schema of
+    each benchmark slice it imports (not on other benchmarks' schemas)."""
     files = list(module_files(*modules))
     if any(f.endswith("nextlat/config.py") for f in files):
-        files += SCHEMA_FILES
+        files.append(SHARED_SCHEMA)
+        files += [str(registry.schema_file(n)) for n in registry.names()
+                  if any(f"/nextlat/benchmarks/{n}/" in f for f in files)]
     return files
 
 

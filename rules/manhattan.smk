@@ -112,7 +112,7 @@ def fig3_inputs(wildcards):
         raise WorkflowError(f"fig3 cannot be built: {NO_MAPS_REASON}")
     vendor = sorted(str(p) for p in (Path(workflow.basedir) / "nextlat/benchmarks/manhattan/vendor").glob("*"))
     return {"graph": data_files("manhattan", MH["tasks"][0])["graph"],
-            "code": code(slice_module("manhattan", "report"), slice_module("manhattan", "maps")) + vendor}
+            "code": code(slice_module("manhattan", "maps")) + vendor}
 
 
 use rule benchmark_report as fig3 with:
@@ -123,7 +123,7 @@ use rule benchmark_report as fig3 with:
         recons=lambda w: list(fig3_maps().values()),
     params:
         benchmark="manhattan",
-        stage="report:fig3",
+        stage="maps:fig3",
         maps=lambda w: fig3_maps(),
         opts=lambda w: MH["maps"],
     log:

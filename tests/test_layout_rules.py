@@ -98,6 +98,18 @@ def test_importing_the_registry_stays_light():
     assert not heavy, f"importing the registry imported stage modules: {heavy}"
 
 
+def test_planning_the_run_matrix_does_not_import_the_trainer():
+    """Snakemake plans the DAG (config, run matrix) at every invocation: keep it light. Torch
+    is imported (the method settings live in the objective files, beside their classes), but
+    not Lightning, the trainer or any stage's code."""
+    code = ("import sys, json; from nextlat import config, runs; "
+            "runs.expand_runs(config.load('config.yaml', 'smoke')); "
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('lightning', 'pandas', "
+            "'matplotlib') or m in ('nextlat.training.trainer', 'nextlat.stages.evaluate'))))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout) == []
+
+
 # --- b. the whole DAG plans at every scale ----------------------------------------------------
 def snakemake(cwd: Path, *args: str, check: bool = True) -> str:
     cmd = [str(SNAKEMAKE), "--cores", "2", *args]

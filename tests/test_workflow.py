@@ -172,10 +172,14 @@ def test_manhattan_fig3_maps_are_self_contained(workdir):
         assert not re.search(r"<script[^>]*\bsrc=", html) and not re.search(r"<link[^>]*\bhref=", html), path
         assert "L.polyline" in html or "polyline" in html.lower()
     oracle = json.loads((workdir / "results/smoke/manhattan/oracle/rw/reconstruction.json").read_text())
-    assert oracle["counts"]["new"] == 0  # true traversals need no street the city lacks
+    assert oracle["counts"]["n_new_edges"] == 0  # true traversals need no street the city lacks
 
 
 def test_editing_map_code_redraws_only_fig3(workdir):
+    assert sorted(planned_after_edit(workdir, "nextlat/benchmarks/manhattan/maps.py", "fig3")) == ["fig3"]
+
+
+def test_editing_map_code_leaves_table1_alone(workdir):
     assert sorted(planned_after_edit(workdir, "nextlat/benchmarks/manhattan/maps.py", "all")) == ["fig3"]
 
 

@@ -9,7 +9,9 @@ A benchmark is one folder, ``nextlat/benchmarks/<name>/``:
 * ``data.py``      ``make_data(task, data_cfg, out_dir, workers)`` (and ``load_train`` if the
   stored layout is not the default ``train.parquet``/``test.parquet``);
 * ``evaluate.py``  ``evaluate(objective, data_dir, eval_cfg, seed, device, out_dir) -> dict``;
-* ``report.py``    one function per report target (``fig6(inputs, outputs, params)``);
+* ``report.py``    one function per report target (``fig6(inputs, outputs, params)``); a figure
+  with heavy code of its own may live in its own module (e.g. a ``maps.py`` for a map figure), so
+  that editing it redraws that figure only (the rule names the module in ``params.stage``);
 * ``paper.py``     the paper's numbers;
 * ``schema.yaml``  its block of the config schema.
 

@@ -57,7 +57,7 @@ class TextHead(nn.Module):
 @dataclass(frozen=True)
 class BSTSettings(MethodSettings):
     min_gap: int = setting(1, minimum=1, description=(
-        "BST: smallest prefix/suffix gap b - f (Path-Star official config: 2)."))
+        "BST: smallest prefix/suffix gap b - f (the official star-graph config: 2)."))
     max_gap: int | None = setting(None, description=(
         "BST: largest gap (exclusive); null = whole document."))  # negative: also whole document
     subsample_rate: float = setting(1.0, exclusive_minimum=0, maximum=1, description=(

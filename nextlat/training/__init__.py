@@ -1,8 +1,18 @@
-"""Training: LR schedules, atomic/verified checkpoints and the Fabric training loop."""
-from .checkpoint import (CheckpointError, CheckpointMismatchError, config_fingerprint, load_checkpoint,
-                         load_model, save_checkpoint)
-from .schedules import lr_lambda
-from .trainer import train_run
+"""Training: LR schedules, atomic/verified checkpoints and the Fabric training loop.
 
-__all__ = ["CheckpointError", "CheckpointMismatchError", "config_fingerprint", "load_checkpoint",
-           "load_model", "lr_lambda", "save_checkpoint", "train_run"]
+Names are loaded on first use, so that importing ``nextlat.training.schedules`` (the config
+checks do, at every Snakemake plan) does not import Lightning.
+"""
+import importlib
+
+_WHERE = {"CheckpointError": "checkpoint", "CheckpointMismatchError": "checkpoint",
+          "config_fingerprint": "checkpoint", "load_checkpoint": "checkpoint", "load_model": "checkpoint",
+          "save_checkpoint": "checkpoint", "lr_lambda": "schedules", "train_run": "trainer"}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -34,6 +34,7 @@ from .data import (N_EQUATIONS, N_INPUTS, SOLUTION_TOKENS, CountdownTokenizer, l
 from ...data.dataset import TokenDataset
 from ...decoding import generate
 from ...objectives.base import Objective
+from ...progress import progress
 from ...decoding import check_decodings as _check_decodings
 
 _EQ_RE = re.compile(r"(\d+)([-+*/])(\d+)=(\d+)")
@@ -187,7 +188,8 @@ def evaluate_countdown(objective: Objective, data: str | Path | TokenDataset, de
     was_training = objective.training
     objective.eval()
     try:
-        for start in range(0, n, batch_size):
+        starts = range(0, n, batch_size)
+        for start in progress(starts, len(starts), f"Countdown problems ({n}, {len(decodings)} decodings)"):
             tokens = ds.tokens[start: min(start + batch_size, n)]
             problems = tokens[:, : N_INPUTS + 1].tolist()
             prompt = tokens[:, :p_len].to(device)

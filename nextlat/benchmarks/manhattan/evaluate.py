@@ -25,6 +25,7 @@ from .data import ManhattanTokenizer
 from .streets import DIRECTIONS, NO_EDGE, UNREACHABLE, StreetGraph
 from ...decoding import generate
 from ...evaluation.rank import latent_rank
+from ...progress import progress
 
 DETOUR_KINDS = ("random_valid", "second_most_likely")
 N_DIRS = len(DIRECTIONS)
@@ -114,9 +115,10 @@ def _greedy(rows, logits, step):
     return logits.argmax(-1)
 
 
-def _chunks(n: int, size: int):
-    for a in range(0, n, size):
-        yield slice(a, min(a + size, n))
+def _chunks(n: int, size: int, desc: str | None = None):
+    """Slices of ``size`` over ``range(n)``; with ``desc``, progress goes to the log."""
+    slices = [slice(a, min(a + size, n)) for a in range(0, n, size)]
+    return progress(slices, len(slices), desc) if desc else iter(slices)
 
 
 @torch.no_grad()
@@ -150,7 +152,7 @@ def next_token_test(model, graph: StreetGraph, tok: ManhattanTokenizer, document
     if not docs:
         raise ValueError("no documents to evaluate")
     n_valid = n_total = 0
-    for sl in _chunks(len(docs), batch_size):
+    for sl in _chunks(len(docs), batch_size, "next-token test"):
         batch = docs[sl]
         src = _lookup(tok.token_node, np.array([d[0] for d in batch]))
         dst = _lookup(tok.token_node, np.array([d[1] for d in batch]))
@@ -182,7 +184,7 @@ def valid_trajectories(model, graph: StreetGraph, tok: ManhattanTokenizer, src, 
     """Greedy traversals from ``end SRC DEST``: (fraction valid, continuations up to the first ``end``)."""
     src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
     gens: list[list[int]] = []
-    for sl in _chunks(len(src), batch_size):
+    for sl in _chunks(len(src), batch_size, "valid trajectories"):
         prompts = [prompt(tok, s, e) for s, e in zip(src[sl], dst[sl])]
         gens += _decode(model, prompts, max_new_tokens, _greedy, tok.eos, device, tok.pad)
     valid = valid_traversals(graph, tok, src, dst, gens)
@@ -280,7 +282,7 @@ def compression_test(model, graph: StreetGraph, tok: ManhattanTokenizer, src, ds
     firsts = [p1 for p1, _ in trials for _ in range(n_suffixes)]
     budgets = [max_len - (len(p1) - 1) for p1 in firsts]
     suffixes = []
-    for sl in _chunks(len(firsts), batch_size):
+    for sl in _chunks(len(firsts), batch_size, "compression"):
         suffixes += _decode(model, firsts[sl], budgets[sl], sample, tok.eos, device, tok.pad)
     seconds = [p2 for _, p2 in trials for _ in range(n_suffixes)]
     probs = _token_probs(model, [p2 + s for p2, s in zip(seconds, suffixes)], [len(p) for p in seconds],
@@ -345,7 +347,7 @@ def detour_generations(model, graph: StreetGraph, tok: ManhattanTokenizer, src, 
     rng = np.random.default_rng(seed)
     src, dst = np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64)
     gens: list[list[int]] = []
-    for sl in _chunks(len(src), batch_size):
+    for sl in _chunks(len(src), batch_size, "detour robustness"):
         pick = _Detours(graph, tok, src[sl], dst[sl], p, kind, max_len, rng)
         prompts = [prompt(tok, s, e) for s, e in zip(src[sl], dst[sl])]
         gens += _decode(model, prompts, max_len - 2, pick, tok.eos, device, tok.pad)

@@ -354,3 +354,31 @@ def map_panel(pngs: dict, out_png, ncols: int = 3) -> Path:
     finally:
         plt.close(fig)
     return out_png
+
+
+# --- report target (its own module, so editing the maps redraws Figure 3 only) ---------
+def fig3(inputs: dict, outputs: dict, params: dict) -> None:
+    """Figure 3: a folium map (HTML, optionally a PNG screenshot) per reconstruction and view,
+    a table of reconstruction counts (:func:`report.reconstruction_table`), and a panel of the far
+    views. A map that warrants a note (no usable sequences) carries it on the map and in the
+    panel title.
+
+    ``params["maps"]`` maps a label (run id, or ``true_<task>``) to its reconstruction JSON;
+    ``outputs`` holds the paths named as in rules/manhattan.smk (``<label>_<view>_<ext>``).
+    """
+    from ...report.tables import write_table
+    from .report import reconstruction_table
+
+    opts = params["opts"]
+    graph = StreetGraph.load(inputs["graph"])
+    recons = {label: Reconstruction.load(path, graph) for label, path in params["maps"].items()}
+    pngs = {}
+    for label, recon in recons.items():
+        html = {view: outputs[f"{label}_{view}_html"] for view in opts["views"]}
+        files = write_maps(graph, recon, html, views=opts["views"], png=opts["png"],
+                           show_unused=opts["show_unused"], title=f"{label}")
+        if opts["png"]:
+            pngs[f"{label}\n({recon.note})" if recon.note else label] = files[opts["views"][0]]["png"]
+    write_table(reconstruction_table(recons), outputs["csv"], outputs["md"], drop=())
+    if opts["png"]:
+        map_panel(pngs, outputs["panel"])

@@ -83,31 +83,3 @@ def reconstruction_table(recons: dict) -> pd.DataFrame:
                      "mode": mode, "note": recon.note or ""})
     table = pd.DataFrame(rows, columns=["map", *RECONSTRUCTION_COUNTS, "mode", "note"])
     return table.astype({k: "Int64" for k in RECONSTRUCTION_COUNTS})
-
-
-def fig3(inputs: dict, outputs: dict, params: dict) -> None:
-    """Figure 3: a folium map (HTML, optionally a PNG screenshot) per reconstruction and view,
-    a table of reconstruction counts (:func:`reconstruction_table`), and a panel of the far
-    views. A map that warrants a note (no usable sequences) carries it on the map and in the
-    panel title.
-
-    ``params["maps"]`` maps a label (run id, or ``true_<task>``) to its reconstruction JSON;
-    ``outputs`` holds the paths named as in rules/manhattan.smk (``<label>_<view>_<ext>``).
-    """
-    from .maps import map_panel, write_maps
-    from .reconstruction import Reconstruction
-    from .streets import StreetGraph
-
-    opts = params["opts"]
-    graph = StreetGraph.load(inputs["graph"])
-    recons = {label: Reconstruction.load(path, graph) for label, path in params["maps"].items()}
-    pngs = {}
-    for label, recon in recons.items():
-        html = {view: outputs[f"{label}_{view}_html"] for view in opts["views"]}
-        files = write_maps(graph, recon, html, views=opts["views"], png=opts["png"],
-                           show_unused=opts["show_unused"], title=f"{label}")
-        if opts["png"]:
-            pngs[f"{label}\n({recon.note})" if recon.note else label] = files[opts["views"][0]]["png"]
-    write_table(reconstruction_table(recons), outputs["csv"], outputs["md"], drop=())
-    if opts["png"]:
-        map_panel(pngs, outputs["panel"])

@@ -15,6 +15,7 @@ from .data import load_meta, load_split
 from ...decoding import TEACHER_FORCED, generate
 from ...decoding import check_decodings as _check_decodings
 from ...objectives.base import Objective
+from ...progress import progress
 
 
 
@@ -76,7 +77,8 @@ def evaluate_pathstar(objective: Objective, data: str | Path | TokenDataset, dec
     was_training = objective.training
     objective.eval()
     try:
-        for start in range(0, n, batch_size):
+        starts = range(0, n, batch_size)
+        for start in progress(starts, len(starts), f"Path-Star graphs ({n}, {len(decodings)} decodings)"):
             tokens = ds.tokens[start: min(start + batch_size, n)].to(device)
             gold = tokens[:, p_len: p_len + length]
             for d in decodings:

@@ -156,7 +156,7 @@ def test_map_without_usable_sequences_says_so(grid, recon, tmp_path):
 def test_fig3_table_shows_sequences_mode_and_empty_maps(grid, recon, tmp_path):
     import pandas as pd
 
-    from nextlat.benchmarks.manhattan.report import fig3
+    from nextlat.benchmarks.manhattan.maps import fig3
 
     grid.save(tmp_path / "graph.graphml")
     recons = {"true_rw": recon, "gpt": reconstruct(grid, [], n_ill_formed=6),
