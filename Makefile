@@ -49,6 +49,7 @@ test-all: test test-slow
 
 bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/decoding.py
 	$(BIN)/python bench/manhattan_walks.py
 
 clean:

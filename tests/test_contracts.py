@@ -46,12 +46,8 @@ HORIZON = 2
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one intra-op thread is fastest, and avoids oversubscribing shared CPUs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread_module):
+    """Tiny models: one intra-op thread (conftest.one_thread_module)."""
 
 
 # ================================================================================================
@@ -383,3 +379,12 @@ def test_every_report_target_builds_from_the_stage_outputs(build, name, target):
     call_stage(name, smk_stage(name, target), inputs, outputs, params)
     for key, path in outputs.items():
         assert Path(path).is_file() and Path(path).stat().st_size > 0, f"{target}: {key} not written"
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_declared_extra_stages_exist_and_have_rules(name):
+    spec = benchmarks.get(name)
+    rules_text = (ROOT / "rules" / f"{name}.smk").read_text()
+    for stage in spec.extra_stages:
+        assert len(inspect.signature(spec.stage(stage)).parameters) == 3, stage
+        assert f'stage="{stage}"' in rules_text, f"no rule of rules/{name}.smk runs {stage}"

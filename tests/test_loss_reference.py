@@ -35,12 +35,8 @@ D = model_cfg()["n_embd"]
 
 
 @pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one intra-op thread is fastest, and avoids oversubscribing shared CPUs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread_module):
+    """Tiny models: one intra-op thread (conftest.one_thread_module)."""
 
 
 # --- batches ---------------------------------------------------------------------------------

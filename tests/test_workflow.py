@@ -246,3 +246,29 @@ def test_workflow_is_up_to_date_after_every_edit_check(workdir):
     """Every check above restored the files it touched (content and modification time)."""
     out = snakemake(workdir, "-n", "all")
     assert "Nothing to be done" in out, out[-3000:]
+
+
+def test_every_stage_logs_what_it_read_and_wrote(workdir):
+    logs = workdir / "results/smoke/logs"
+    data_log = (logs / "data/pathstar/g2x4.log").read_text()
+    assert "generating pathstar/g2x4" in data_log and "wrote" in data_log and "meta.json" in data_log
+    eval_log = (logs / "eval/manhattan/rw_gpt_s0.log").read_text()
+    assert "evaluating" in eval_log and "valid trajectories: done" in eval_log and "wrote" in eval_log
+    assert "reading" in (logs / "fig6.log").read_text()
+
+
+def test_changed_data_retrains_from_scratch_and_says_why(tmp_path):
+    """Issue: a new data seed regenerated the data, but training 'resumed at step 20/20' from
+    the old last.ckpt and model.pt kept its weights. Now the checkpoint's identity covers the
+    data, so training restarts and the log says why."""
+    repo = copy_workflow(tmp_path / "repo")
+    target = "results/smoke/pathstar/runs/g2x4_gpt_s0/model.pt"
+    snakemake(repo, target)
+    before = (repo / target).read_bytes()
+    (repo / "seed.yaml").write_text(yaml.safe_dump(
+        {"scales": {"smoke": {"benchmarks": {"pathstar": {"data": {"seed": 7}}}}}}))
+    snakemake(repo, target, "--configfile", "seed.yaml")
+    assert (repo / target).read_bytes() != before
+    log = (repo / "results/smoke/logs/train/pathstar/g2x4_gpt_s0.log").read_text()
+    assert "different train data" in log and "Restarting training from step 0" in log
+    assert "resumed" not in log

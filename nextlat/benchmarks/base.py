@@ -60,6 +60,9 @@ class Benchmark:
     data_resources: ClassVar[Resources] = Resources()
     # Report targets (rule names of rules/<name>.smk) that `all` builds.
     reports: ClassVar[tuple[str, ...]] = ()
+    # The benchmark's own stages beyond data/train/eval ("module:function", called by the
+    # rules of rules/<name>.smk through nextlat.stages.call).
+    extra_stages: ClassVar[tuple[str, ...]] = ()
 
     # --- plan time (no generated file is read) -----------------------------------------
     def task_vars(self, task: str) -> dict[str, int]:

@@ -9,7 +9,7 @@ the 17 solution tokens and EOS. Two checkers score each generation:
   left-hand number must be *available* — the inputs, then earlier results, as a multiset, so
   each is used at most once (and hence every input exactly once); and the last result must
   equal the target.
-* **paper** (``solved_paper``; NextLat's rule, docs/benchmarks.md §2): token strings of the
+* **paper** (``solved_paper``; the NextLat authors' checker): token strings of the
   first 17 generated tokens concatenated, split on ``,``; each equation must read
   ``num op num = num``, its left-hand numbers must lie in the available *set*, which starts as
   the inputs **plus the target** and gains every valid result, and eval(LHS) must equal RHS;

@@ -3,7 +3,7 @@
 * next-token test     - teacher-forced top-1 predictions that are legal moves (or ``end`` at DEST)
 * valid trajectories  - greedy traversals from ``end SRC DEST`` that are legal and stop at DEST
 * sequence compression - two different prefixes reaching the same (state, destination) must
-  admit the same continuations (Vafa et al. 2024, NextLat's variant; docs/benchmarks.md §4)
+  admit the same continuations (Vafa et al. 2024, in the NextLat paper's variant)
 * effective latent rank - exp(entropy of normalised singular values) of hidden states
 * detour robustness   - greedy traversals where the argmax move is replaced by a random
   allowed turn with probability p
