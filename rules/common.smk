@@ -49,6 +49,8 @@ def job_resources(devices, runtime_min):
     res = {"mem_mb": RUNTIME["mem_mb"], "runtime": runtime_min}
     if USES_GPU:
         res["gpu"] = devices
+        if RUNTIME["gpu_partition"]:  # a rule's own resource, so it holds for every benchmark's rules
+            res["slurm_partition"] = RUNTIME["gpu_partition"]
         if RUNTIME["gpu_model"]:
             res["gpu_model"] = RUNTIME["gpu_model"]
         if RUNTIME["cpus_per_gpu"]:

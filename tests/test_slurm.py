@@ -54,13 +54,13 @@ def workflow(tmp_path_factory):
     dst = copy_workflow(tmp_path_factory.mktemp("slurm") / "repo")
     profile = yaml.safe_load((ROOT / "profiles/slurm/config.yaml").read_text())
     profile["default-resources"].update(slurm_partition="main", slurm_account="testacc", mem_mb=1000, runtime=10)
-    profile["set-resources"]["train"]["slurm_partition"] = "gpu"
     profile["slurm-init-seconds-before-status-checks"] = 2
     (dst / "profiles/test").mkdir()
     (dst / "profiles/test/config.yaml").write_text(yaml.safe_dump(profile))
     # One GPU training run with 2 ranks (DDP over gloo: the fake GPUs have no CUDA behind them).
     (dst / "slurm_test.yaml").write_text(yaml.safe_dump({"runtime": {
         "devices": 2, "strategy": "ddp", "accelerator": "auto", "request_gpus": True, "gpu_model": "fake",
+        "gpu_partition": "gpu",
         "mem_mb": 1500, "runtime_min": 10}}))
     return dst
 
@@ -85,7 +85,7 @@ def test_data_train_eval_through_slurm(cluster, workflow):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
     assert (workflow / target).exists()
     jobs = {r["comment"].split("_wildcards")[0]: r for r in sacct_rows() if r["comment"].startswith("rule_")}
-    data, train, evaluate = jobs["rule_data"], jobs["rule_train"], jobs["rule_eval"]
+    data, train, evaluate = jobs["rule_pathstar_data"], jobs["rule_train"], jobs["rule_pathstar_eval"]
     for job in (data, train, evaluate):
         assert job["state"] == "COMPLETED" and job["account"] == "testacc", job
     assert data["partition"] == "main" and "gres/gpu" not in data["tres"]
@@ -98,10 +98,10 @@ def test_data_train_eval_through_slurm(cluster, workflow):
 
 
 def test_failing_rule_fails_the_workflow_loudly(cluster, workflow):
-    # micro_batch_size that does not divide the per-rank batch: the training job raises.
-    (workflow / "fail.yaml").write_text(yaml.safe_dump({"benchmarks": {"pathstar": {"run_overrides": {
-        "g2x4_nextlat-d2_s0": {"train": {"micro_batch_size": 3}}}}}}))
-    proc = run(workflow, "results/smoke/pathstar/runs/g2x4_nextlat-d2_s0/model.pt", configfiles=["fail.yaml"],
-               timeout=400)
+    # Config errors are refused before any job starts, so break the data instead: a truncated
+    # training parquet (left by the test above) makes the training job raise on the cluster.
+    train = workflow / "results/smoke/pathstar/data/g2x4/train.parquet"
+    train.write_bytes(train.read_bytes()[:200])
+    proc = run(workflow, "results/smoke/pathstar/runs/g2x4_nextlat-d2_s0/model.pt", timeout=400)
     assert proc.returncode != 0
     assert "FAILED" in proc.stdout + proc.stderr
