@@ -10,6 +10,7 @@ dotted path before any job is planned.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 from pathlib import Path
 import jsonschema
@@ -25,12 +26,25 @@ class ConfigError(ValueError):
 def load_schema() -> dict:
     """The full config schema: the shared file plus each registered benchmark's block
     (``nextlat/benchmarks/<name>/schema.yaml``, under ``$defs/<name>``) and the method
-    block generated from the registered objectives' settings."""
+    block generated from the registered objectives' settings. A copy: callers may edit it."""
+    return copy.deepcopy(_schema())
+
+
+def _schema() -> dict:
+    """The composed schema, built once per set of registered benchmarks and methods (it is
+    read at every validation, and for every run override and Manhattan stage); read-only."""
+    from . import benchmarks
+
+    return _composed(tuple(benchmarks.names()), tuple(method_settings()))
+
+
+@functools.lru_cache(maxsize=None)
+def _composed(benchmark_names: tuple[str, ...], method_names: tuple[str, ...]) -> dict:
     from . import benchmarks
 
     schema = yaml.safe_load(SCHEMA_PATH.read_text())
     slots = schema["properties"]["benchmarks"]["properties"]
-    for name in benchmarks.names():
+    for name in benchmark_names:
         schema["$defs"][name] = yaml.safe_load(benchmarks.schema_file(name).read_text())
         slots[name] = {"$ref": f"#/$defs/{name}"}
     schema["$defs"].update(method_defs())
@@ -152,7 +166,7 @@ def _describe(err: jsonschema.ValidationError, prefix: str = "") -> str:
 def validate(cfg: dict, schema: dict | None = None, where: str = "") -> dict:
     """Validate ``cfg`` in place (defaults filled in); raise ConfigError naming the key.
     ``where`` is the dotted path of ``cfg`` inside the whole config (for the message)."""
-    schema = schema or load_schema()
+    schema = schema or _schema()
     errors = sorted(_Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         # The deepest error is the most specific ("lrr" rather than "train is invalid").
@@ -187,6 +201,6 @@ def load(path: str | Path = "config.yaml", scale: str | None = None, overrides: 
 
 def sub_schema(name: str) -> dict:
     """A schema for one ``$defs`` entry (used to re-check per-run overrides)."""
-    schema = load_schema()
+    schema = _schema()
     return {"$schema": schema["$schema"], "$defs": schema["$defs"], "$ref": f"#/$defs/{name}"}
 

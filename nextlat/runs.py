@@ -104,6 +104,7 @@ def _check_training(run: RunSpec, adapter, bench: dict, runtime: dict) -> None:
     """What would otherwise fail only once training starts, after the data was generated:
     the model's shape, the batch against the devices and the data, the schedule."""
     from .models.transformer import ModelConfig
+    from .training.batching import per_device_batch
     from .training.schedules import lr_lambda
 
     where = f"benchmarks.{run.benchmark}" + (f".run_overrides.{run.run_id}"
@@ -113,17 +114,12 @@ def _check_training(run: RunSpec, adapter, bench: dict, runtime: dict) -> None:
         ModelConfig.from_dict(model)
     except ValueError as err:
         raise ConfigError(f"{where}.model (run {run.run_id}): {err}") from None
-    bs, devices = int(train["batch_size"]), int(runtime.get("devices", 1))
-    micro = train.get("micro_batch_size")
-    if bs % devices:
-        raise ConfigError(f"{where}.train.batch_size={bs} is not divisible by runtime.devices={devices}")
-    if micro and (micro > bs // devices or (bs // devices) % micro):
-        raise ConfigError(f"{where}.train.micro_batch_size={micro} must divide the per-device batch "
-                          f"{bs // devices} (train.batch_size {bs} / runtime.devices {devices})")
-    try:
+    try:  # the trainer's own checks (messages start with the key: "train.batch_size=...")
+        per_device_batch(train, int(runtime.get("devices", 1)))
         lr_lambda(train.get("schedule"), int(train["steps"]))
     except ValueError as err:
-        raise ConfigError(f"{where}: {err}") from None
+        raise ConfigError(f"{where}.{err}") from None
+    bs = int(train["batch_size"])
     for split in ("train", "test"):
         rows = adapter.max_rows(bench, run.task, split)
         if rows is not None and bs > rows:

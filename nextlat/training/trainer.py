@@ -28,23 +28,11 @@ from ..io import write_text
 from ..objectives import build_objective
 from .checkpoint import (CheckpointError, CheckpointMismatchError, check_identity, config_fingerprint,
                          load_checkpoint, save_checkpoint)
+from .batching import per_device_batch
 from .schedules import lr_lambda
 
 log = logging.getLogger(__name__)
 ON_STALE = ("error", "restart")
-
-
-def _micro_size(train: dict, world: int) -> tuple[int, int]:
-    """(rows per rank per step, rows per forward), validated."""
-    bs = int(train["batch_size"])
-    if bs % world:
-        raise ValueError(f"train.batch_size={bs} is not divisible by runtime.devices={world}")
-    local = bs // world
-    micro = int(train.get("micro_batch_size") or local)
-    if micro > local or local % micro:
-        raise ValueError(f"train.micro_batch_size={micro} must divide the per-device batch "
-                         f"{local} (= train.batch_size {bs} / {world} devices)")
-    return local, micro
 
 
 def _optimizer(objective: torch.nn.Module, train: dict) -> torch.optim.AdamW:
@@ -145,7 +133,7 @@ def train_run(cfg: dict, train_data: Dataset, val_data: Dataset, out_dir: str | 
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         # Strict on CPU; GPU attention kernels have no deterministic backward, so only warn there.
         torch.use_deterministic_algorithms(True, warn_only=fabric.device.type != "cpu")
-    local_bs, micro = _micro_size(train, fabric.world_size)
+    local_bs, micro = per_device_batch(train, fabric.world_size)
     global_bs, seed = int(train["batch_size"]), int(cfg["seed"])
     for name, data in (("train", train_data), ("val", val_data)):
         if len(data) < global_bs:
