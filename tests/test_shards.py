@@ -127,3 +127,17 @@ def test_shards_and_rows_give_the_same_batches(tmp_path):
     idx = batch_indices(3, 4, len(ds), seed=1)
     a, b = ds.batch(idx), mem.batch(idx)
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.loss_mask, b.loss_mask) and a.packed == b.packed
+
+
+def test_fingerprint_changes_when_a_shard_is_rewritten(tmp_path):
+    import os
+
+    a, b = write_shard(tmp_path / "a.bin", np.arange(50) % VOCAB), write_shard(tmp_path / "b.bin", np.arange(30))
+    ds = ShardDataset([a, b], block_size=8, eos_id=0)
+    assert ShardDataset([a, b], block_size=8, eos_id=0).fingerprint() == ds.fingerprint()
+    assert ShardDataset([b, a], block_size=8, eos_id=0).fingerprint() != ds.fingerprint()  # order matters
+    assert ShardDataset([a, b], block_size=4, eos_id=0).fingerprint() != ds.fingerprint()
+    before = ds.fingerprint()
+    write_shard(a, (np.arange(50) + 1) % VOCAB)  # same size, other tokens
+    os.utime(a, ns=(1, 1))  # even if the clock did not move between the two writes
+    assert ShardDataset([a, b], block_size=8, eos_id=0).fingerprint() != before
