@@ -162,9 +162,12 @@ class Objective(nn.Module):
 
     # --- incremental decoding (optional; see nextlat.decoding.generate) -----------------
     def make_cache(self, batch_size: int, max_len: int, device) -> KVCache | None:
-        """A cache for ``logits_cached``, or None (the default): decoding then recomputes
-        ``self.logits`` on the whole prefix at every step, which is right for any model."""
-        return None
+        """A cache for ``logits_cached`` if this objective implements it; else None, and
+        decoding recomputes ``self.logits`` on the whole prefix at every step (right for any
+        model)."""
+        if type(self).logits_cached is Objective.logits_cached:
+            return None
+        return KVCache(batch_size, max_len, device)
 
     def logits_cached(self, tokens: Tensor, cache: KVCache) -> Tensor:
         """Next-token logits (B, T, V) of single-document rows for new ``tokens`` (B, T)

@@ -140,9 +140,6 @@ class BST(Objective):
         x_next, _ = self.text_head(f_state, b_eos)
         return self.head(x_next)
 
-    def make_cache(self, batch_size: int, max_len: int, device) -> KVCache:
-        return KVCache(batch_size, max_len, device)
-
     def logits_cached(self, tokens: Tensor, cache: KVCache) -> Tensor:
         # Only the forward encoder is incremental; B_EOS is a constant, encoded once per cache.
         f_state = self.forward_encoder.forward_cached(tokens, cache)

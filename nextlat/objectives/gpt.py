@@ -29,9 +29,6 @@ class GPT(Objective):
     def logits(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:
         return self.head(self.trunk(tokens, layout))
 
-    def make_cache(self, batch_size: int, max_len: int, device) -> KVCache:
-        return KVCache(batch_size, max_len, device)
-
     def logits_cached(self, tokens: Tensor, cache: KVCache) -> Tensor:
         out = self.head(self.trunk.forward_cached(tokens, cache))
         cache.advance(tokens.size(1))

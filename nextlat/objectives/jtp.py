@@ -128,9 +128,6 @@ class JTP(Objective):
         h = self.trunk(tokens, layout)
         return self.head(self.fetch_outputs(h, tokens[:, :, None])[:, :, 0])  # slot 0 only
 
-    def make_cache(self, batch_size: int, max_len: int, device) -> KVCache:
-        return KVCache(batch_size, max_len, device)
-
     def logits_cached(self, tokens: Tensor, cache: KVCache) -> Tensor:
         # Fetch slot 0 reads only (h_t, x_t) of its own position: no state beyond the trunk's.
         h = self.trunk.forward_cached(tokens, cache)

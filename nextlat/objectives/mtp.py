@@ -122,9 +122,6 @@ class MTP(Objective):
         z, mask, pos = self._trunk(tokens, layout)
         return self.head(self._head_states(0, z, mask, pos, tokens.size(1)))
 
-    def make_cache(self, batch_size: int, max_len: int, device) -> KVCache:
-        return KVCache(batch_size, max_len, device)
-
     def logits_cached(self, tokens: Tensor, cache: KVCache) -> Tensor:
         # Trunk blocks and head 0's block each keep their own K/V in the one cache.
         z = self.trunk.forward_cached(tokens, cache)

@@ -6,6 +6,7 @@ For each method setting, the fraction of test problems whose generated equation 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd

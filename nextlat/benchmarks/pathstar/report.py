@@ -6,6 +6,7 @@ one dot per seed, and a dashed line at chance level (1 / degree: guessing the ar
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
