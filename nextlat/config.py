@@ -32,7 +32,7 @@ def load_schema() -> dict:
 
 def _schema() -> dict:
     """The composed schema, built once per set of registered benchmarks and methods (it is
-    read at every validation, and for every run override and Manhattan stage); read-only."""
+    read at every validation, run override and stage that checks its config block); read-only."""
     from . import benchmarks
 
     return _composed(tuple(benchmarks.names()), tuple(method_settings()))
