@@ -1,5 +1,5 @@
 # One-command entry points. Each target builds the virtualenv it needs first.
-#   make demo    run the pipeline at the default scale (Figure 6 and everything built so far)
+#   make demo    run the pipeline at the default scale (every target built so far)
 #   make test    the fast test suite
 PYTHON ?= python3
 VENV   := .venv

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import yaml
 
+from . import benchmarks
 from . import config as nlconfig
 from .runs import expand_runs
 
@@ -92,6 +93,11 @@ def cmd_data(args):
         raise nlconfig.ConfigError(f"benchmarks.{args.benchmark}.tasks at scale {cfg['scale']!r} has no task "
                                    f"{args.task!r}; it has {cfg['benchmarks'][args.benchmark]['tasks']}")
     out = Path(args.out or Path(cfg["results"]) / cfg["scale"] / args.benchmark / "data" / args.task)
+    needs = benchmarks.get(args.benchmark).data_inputs(cfg["benchmarks"][args.benchmark], args.task)
+    if needs:  # made by the benchmark's own rules (a corpus, a tokenizer): Snakemake builds the chain
+        raise nlconfig.ConfigError(
+            f"the {args.benchmark} data stage reads files its own rules make first ({', '.join(needs.values())}); "
+            f"build it with: snakemake {out}/meta.json --cores 2 --config scale={cfg['scale']}")
     make_data(args.benchmark, args.task, data_config(args.benchmark, cfg["benchmarks"][args.benchmark]), out)
     print(out)
 

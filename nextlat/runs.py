@@ -69,7 +69,8 @@ def _method_variants(entry: dict, variables: dict[str, int]):
             method = dict(entry, **dict(zip(keys, values)))
             if h is not None:
                 method["horizon"] = h
-            suffix = "".join(f"-{k}{v}" for k, v in zip(keys, values))
+            # numbers glue on (-lambda_kl0.1), words join with "_" (-stop_grad_none)
+            suffix = "".join(f"-{k}_{v}" if isinstance(v, str) else f"-{k}{v}" for k, v in zip(keys, values))
             yield h, suffix, method
 
 

@@ -120,6 +120,11 @@ def data_outputs(benchmark, task="{task}"):
     return _outputs(SPECS[benchmark].data_outputs, data_dir(benchmark, task))
 
 
+def data_inputs(benchmark, task):
+    """Files the benchmark's own rules make before its data stage (its spec's data_inputs)."""
+    return {k: f"{OUT}/{benchmark}/{v}" for k, v in SPECS[benchmark].data_inputs(bench_cfg(benchmark), task).items()}
+
+
 def data_files(benchmark, task):
     """Plain paths of a dataset's files (inputs of later stages)."""
     return {k: f"{data_dir(benchmark, task)}/{o.path}" for k, o in SPECS[benchmark].data_outputs.items()}

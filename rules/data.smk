@@ -10,6 +10,7 @@ for _name, _spec in SPECS.items():
         output:
             **data_outputs(_name),
         input:
+            unpack(lambda w, b=_name: data_inputs(b, w.task)),
             sources=lambda w, b=_name: SPECS[b].data_sources(bench_cfg(b)),
             code=code("nextlat.stages.data", slice_module(_name, "data")),
         params:
@@ -17,10 +18,10 @@ for _name, _spec in SPECS.items():
             data=lambda w, b=_name: data_config(b, bench_cfg(b)),
         log:
             f"{OUT}/logs/data/{_name}/{{task}}.log",
-        threads: _spec.data_resources.threads
+        threads: _spec.data_job(bench_cfg(_name)).threads
         resources:
-            mem_mb=_spec.data_resources.mem_mb,
-            runtime=_spec.data_resources.runtime_min,
+            mem_mb=_spec.data_job(bench_cfg(_name)).mem_mb,
+            runtime=_spec.data_job(bench_cfg(_name)).runtime_min,
         cache: "omit-software"
         conda:
             "../envs/data.yaml"

@@ -76,6 +76,15 @@ def test_grid_horizon_list_and_run_ids():
     assert run.config["method"] == {"name": "nextlat", "lambda_kl": 1.0, "horizon": 2}
 
 
+def test_word_valued_grid_keys_join_with_an_underscore():
+    cfg = load(benchmarks={"pathstar": {"methods": [
+        {"name": "nextlat", "horizon": 2, "grid": {"stop_grad": ["none", "head"], "lambda_kl": [0.5]}}]}})
+    runs = expand_runs(cfg, "pathstar")
+    assert sorted(runs) == ["g2x4_nextlat-d2-lambda_kl0.5-stop_grad_head_s0",
+                            "g2x4_nextlat-d2-lambda_kl0.5-stop_grad_none_s0"]
+    assert runs["g2x4_nextlat-d2-lambda_kl0.5-stop_grad_none_s0"].config["method"]["stop_grad"] == "none"
+
+
 def test_run_override_changes_only_that_run():
     base = expand_runs(load())
     cfg = load(benchmarks={"pathstar": {"run_overrides": {"g2x4_gpt_s0": {"train": {"lr": 0.01}}}}})

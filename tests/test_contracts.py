@@ -35,6 +35,7 @@ from nextlat.runs import expand_runs
 from nextlat.stages.call import call_stage
 from nextlat.stages.data import data_config, make_data
 from nextlat.stages.evaluate import evaluate
+from nextlat.stages.probe import probe
 from nextlat.stages.train import load_train_data, train
 
 from _tokens import EOS, V, model_cfg, rand_tokens
@@ -233,7 +234,10 @@ def test_slice_has_the_documented_layout(name):
     for f in ("__init__.py", "data.py", "evaluate.py", "report.py", "paper.py", "schema.yaml"):
         assert (folder / f).is_file(), f"nextlat/benchmarks/{name}/{f} is missing"
     assert benchmarks.schema_file(name) == folder / "schema.yaml"
-    assert len(inspect.signature(importlib.import_module(spec.module_name("data")).make_data).parameters) == 4
+    data_params = list(inspect.signature(importlib.import_module(spec.module_name("data")).make_data).parameters)
+    # a slice whose data stage reads files its own rules make (data_inputs) takes them as `inputs`
+    assert len(data_params) == 4 or data_params[4:] == ["inputs"], data_params
+    assert (data_params[4:] == ["inputs"]) == bool(spec.data_inputs(CFG_SMOKE(name), "x")), name
     assert len(inspect.signature(importlib.import_module(spec.module_name("evaluate")).evaluate).parameters) == 6
     assert spec.reports, f"{name} declares no report target"
     for target in spec.reports:  # a target's function: report.py unless its rule names another module
@@ -264,6 +268,25 @@ def build(tmp_path_factory):
     return _build
 
 
+def CFG_SMOKE(name: str) -> dict:
+    return smoke()[0]["benchmarks"][name]
+
+
+def _tinystories_inputs(tmp: Path, bench: dict) -> dict:
+    """The corpus and tokenizer the tinystories_corpus/_tokenizer rules make before its data."""
+    corpus = {k: tmp / "corpus" / f"{k}.{'json' if k == 'stats' else 'parquet'}"
+              for k in ("train", "validation", "stats")}
+    call_stage("tinystories", "corpus:make_corpus", {}, corpus, {"corpus": bench["corpus"]})
+    tok = tmp / "tokenizer.json"
+    call_stage("tinystories", "tokenizer:make_tokenizer", {"train": corpus["train"]}, {"tokenizer": tok},
+               {"tokenizer": bench["tokenizer"]})
+    return {"train": corpus["train"], "validation": corpus["validation"], "tokenizer": tok}
+
+
+# benchmark -> builder of the files its data_inputs names (made by its own rules in the workflow)
+DATA_INPUTS = {"tinystories": _tinystories_inputs}
+
+
 def _build_benchmark(name: str, tmp: Path) -> dict:
     cfg_all, all_runs = smoke()
     bench = cfg_all["benchmarks"][name]
@@ -271,7 +294,8 @@ def _build_benchmark(name: str, tmp: Path) -> dict:
     runs = [r for r in all_runs.values() if r.benchmark == name and r.task == task]
     run = next((r for r in runs if r.method == "gpt"), runs[0])
     data_dir, run_dir = tmp / "data" / task, tmp / "runs" / run.run_id
-    make_data(name, task, data_config(name, bench), data_dir, workers=1)
+    inputs = DATA_INPUTS[name](tmp, bench) if name in DATA_INPUTS else None
+    make_data(name, task, data_config(name, bench), data_dir, workers=1, inputs=inputs)
     cfg = copy.deepcopy(run.config)
     cfg["train"].update(steps=2, eval_every=2, ckpt_every=2, log_every=1)
     cfg["runtime"].update(accelerator="cpu", devices=1, progress=False)
@@ -296,8 +320,9 @@ def test_data_stage_writes_what_the_spec_declares_and_the_plan_assumed(build, na
     assert planned == {k: built["run"].config["model"][k] for k in planned}
     train_ds, val_ds = load_train_data(built["name"], built["data_dir"])
     assert len(train_ds) > 0 and len(val_ds) > 0
-    assert int(train_ds.tokens.max()) < meta["vocab_size"] and int(train_ds.tokens.min()) >= 0
-    assert train_ds.loss_mask.any()
+    rows = train_ds.batch(list(range(min(len(train_ds), 256))))  # the Dataset protocol only
+    assert int(rows.tokens.max()) < meta["vocab_size"] and int(rows.tokens.min()) >= 0
+    assert rows.loss_mask.any()
 
 
 @pytest.mark.parametrize("name", BENCHMARKS)
@@ -361,7 +386,46 @@ def _manhattan_fig3(ctx, inputs, outputs, params):
 
 
 # (benchmark, target) -> builder of the extra inputs/outputs/params its rule passes
-REPORT_IO = {("manhattan", "table1"): _manhattan_table1, ("manhattan", "fig3"): _manhattan_fig3}
+def _tinystories_probes(ctx) -> list[Path]:
+    """The probe stage on the built GPT run, plus copies of its record relabelled as the other
+    curves of the figures (a baseline, a horizon method, and one NextLat run per ablation)."""
+    out = ctx["tmp"] / "probes"
+    gpt = out / "gpt.json"
+    if not gpt.exists():
+        probe(ctx["cfg"], ctx["model"], ctx["data_dir"], dict(ctx["bench"]["probe"], steps=2), gpt,
+              out / "gpt.csv", device="cpu")
+    base = json.loads(gpt.read_text())
+    variants = {"bst": {"name": "bst"}, "mtp": {"name": "mtp", "horizon": 2},
+                "nextlat": {"name": "nextlat", "horizon": 2},
+                "terms": {"name": "nextlat", "horizon": 2, "terms": "kl"},
+                "token": {"name": "nextlat", "horizon": 2, "token_term": "ce"},
+                "sg": {"name": "nextlat", "horizon": 2, "stop_grad": "none"}}
+    paths = [gpt]
+    for label, method in variants.items():
+        rec = copy.deepcopy(base)
+        rec["run"].update(run_id=f"ts_{label}_s0", method=method["name"], horizon=method.get("horizon"))
+        rec["method"] = method
+        rec["probes"]["ce"] = [c + 0.1 for c in rec["probes"]["ce"]]
+        paths.append(out / f"{label}.json")
+        paths[-1].write_text(json.dumps(rec))
+    return paths
+
+
+def _tinystories_figure(ctx, inputs, outputs, params):
+    folder = Path(next(iter(outputs.values()))).parent if outputs else ctx["tmp"] / "report"
+    outputs = {k: folder / f"{params['stage'].split(':')[1]}.{k}" for k in ("png", "pdf", "csv", "md")}
+    return {"probes": _tinystories_probes(ctx)}, outputs, params
+
+
+def _tinystories_stories(ctx, inputs, outputs, params):
+    stories = ctx["run_dir"] / "stories.json"
+    return ({"evals": [ctx["eval"]], "stories": [stories], "stats": ctx["tmp"] / "corpus" / "stats.json",
+             "meta": ctx["data_dir"] / "meta.json"}, outputs, params)
+
+
+REPORT_IO = {("manhattan", "table1"): _manhattan_table1, ("manhattan", "fig3"): _manhattan_fig3,
+             **{("tinystories", f): _tinystories_figure for f in ("fig8", "fig16", "fig12", "fig13", "fig14")},
+             ("tinystories", "stories"): _tinystories_stories}
 REPORTS = [pytest.param(n, t, id=f"{n}-{t}") for n in BENCHMARKS for t in benchmarks.get(n).reports]
 
 

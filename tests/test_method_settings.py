@@ -28,7 +28,9 @@ def pathstar(*methods, **more):
 # (method.get(key, default) in the old constructors; changing one changes trained weights)
 OLD_DEFAULTS = {
     "gpt": {},
-    "nextlat": {"horizon": 1, "lambda_next_h": 1.0, "lambda_kl": 1.0, "latent_ce": False},
+    "nextlat": {"horizon": 1, "lambda_next_h": 1.0, "lambda_kl": 1.0, "latent_ce": False,
+                # the loss ablations default to the paper's loss, the only one before them
+                "terms": "both", "token_term": "kl", "stop_grad": "both"},
     "mtp": {"horizon": 1, "lambda_mtp": 1.0, "memory_efficient": False},
     "jtp": {"horizon": 1, "lambda_mtp": 1.0},
     "bst": {"min_gap": 1, "max_gap": None, "subsample_rate": 1.0, "pair_batch_size": 4096,

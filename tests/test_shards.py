@@ -141,3 +141,16 @@ def test_fingerprint_changes_when_a_shard_is_rewritten(tmp_path):
     write_shard(a, (np.arange(50) + 1) % VOCAB)  # same size, other tokens
     os.utime(a, ns=(1, 1))  # even if the clock did not move between the two writes
     assert ShardDataset([a, b], block_size=8, eos_id=0).fingerprint() != before
+
+
+def test_write_stream_cuts_chunks_into_full_shards_in_order(tmp_path):
+    from nextlat.data.shards import write_stream
+
+    rng = np.random.default_rng(0)
+    chunks = [rng.integers(0, 500, size=n) for n in (3, 0, 11, 5, 1)]
+    paths = write_stream(tmp_path, iter(chunks), shard_tokens=7, vocab_size=500, prefix="train")
+    sizes = [len(read_shard(p)) for p in paths]
+    assert [p.name for p in paths] == [f"train_{i:06d}.bin" for i in range(len(paths))]
+    assert sizes == [7, 7, 6]  # 20 tokens: full shards, the rest last
+    assert np.array_equal(np.concatenate([read_shard(p) for p in paths]), np.concatenate(chunks))
+    assert [len(read_shard(p)) for p in write_stream(tmp_path / "empty", iter([]), 7)] == [0]

@@ -3,6 +3,7 @@
 Runs on a temporary copy of the checkout so that results and .snakemake metadata never
 touch the working tree.
 """
+import json
 import os
 import re
 import subprocess
@@ -216,6 +217,9 @@ def plan_for_methods(workdir, methods: set[str]) -> dict[str, list[str]]:
         jobs[f"{name}_eval"] = sorted(f"run={r.run_id}" for r in runs if r.benchmark == name)
         for target in benchmarks.get(name).reports:
             jobs[target] = [""]
+    probed = [r for r in runs if benchmarks.get(r.benchmark).probes]  # the generic probe rule
+    if probed:
+        jobs["probe"] = sorted(f"benchmark={r.benchmark}, run={r.run_id}" for r in probed)
     first_seed = cfg["benchmarks"]["manhattan"]["seeds"][0]
     recon = sorted(f"kind=runs, name={r.run_id}" for r in runs if r.benchmark == "manhattan" and r.seed == first_seed)
     if recon:
@@ -230,7 +234,7 @@ def sorted_plan(jobs: dict[str, list[str]]) -> dict[str, list[str]]:
 def test_editing_mtp_reruns_exactly_the_mtp_runs_and_their_reports(workdir):
     jobs = sorted_plan(planned_after_edit(workdir, "nextlat/objectives/mtp.py", "all"))
     want = plan_for_methods(workdir, {"mtp"})
-    assert len(want["train"]) == 3 and "manhattan_reconstruct" in want  # one run per benchmark
+    assert len(want["train"]) == 4 and "manhattan_reconstruct" in want and "probe" in want  # one run per benchmark
     assert jobs == sorted_plan(want)
 
 
@@ -240,6 +244,34 @@ def test_editing_gpt_reruns_gpt_and_nextlat_which_subclasses_it(workdir):
     trained = {re.search(r"run=[^_]+_([a-z]+)", w).group(1) for w in jobs.get("train", [])}
     assert trained == {"gpt", "nextlat"}  # run ids are <task>_<method>[-d<h>]_s<seed>
     assert jobs == sorted_plan(want)
+
+
+def test_new_probe_settings_rerun_the_probes_and_their_figures_only(workdir):
+    (workdir / "probe.yaml").write_text(yaml.safe_dump(
+        {"scales": {"smoke": {"benchmarks": {"tinystories": {"probe": {"steps": 7}}}}}}))
+    try:
+        jobs = planned(snakemake(workdir, "-n", "all", "--configfile", "probe.yaml"))
+    finally:
+        (workdir / "probe.yaml").unlink()
+    from nextlat.config import load
+    from nextlat.runs import expand_runs
+
+    jobs.pop("all", None)
+    assert sorted(jobs) == ["fig12", "fig13", "fig14", "fig16", "fig8", "probe"]
+    assert len(jobs["probe"]) == len([r for r in expand_runs(load(workdir / "config.yaml", "smoke")).values()
+                                      if r.benchmark == "tinystories"])
+
+
+def test_tinystories_outputs_say_what_they_hold(workdir):
+    out = workdir / "results/smoke"
+    fig8 = (out / "tables/fig8_tinystories.md").read_text()
+    assert "k=1" in fig8 and "nextlat" in fig8 and "Paper:" in fig8
+    rec = json.loads((out / "tinystories/runs/ts_nextlat-d2_s0/probes.json").read_text())
+    assert rec["run"]["method"] == "nextlat" and len(rec["probes"]["ce"]) == 4
+    stories = (out / "tables/stories_tinystories.md").read_text()
+    assert "synthetic" in stories and "ts_bst_s0" in stories and "dropped" in stories
+    log = (out / "logs/probe/tinystories/ts_gpt_s0.log").read_text()
+    assert "probing ts_gpt_s0" in log and "wrote" in log
 
 
 def test_workflow_is_up_to_date_after_every_edit_check(workdir):

@@ -58,6 +58,8 @@ class Benchmark:
     data_outputs: ClassVar[dict[str, Output]] = DEFAULT_DATA_OUTPUTS
     eval_outputs: ClassVar[dict[str, Output]] = DEFAULT_EVAL_OUTPUTS
     data_resources: ClassVar[Resources] = Resources()
+    # Whether every run gets linear probes (the generic `probe` rule; a `probe:` config block).
+    probes: ClassVar[bool] = False
     # Report targets (rule names of rules/<name>.smk) that `all` builds.
     reports: ClassVar[tuple[str, ...]] = ()
     # The benchmark's own stages beyond data/train/eval ("module:function", called by the
@@ -73,6 +75,11 @@ class Benchmark:
         """Model fields fixed by the data: ``vocab_size``, ``eos_id``, ``block_size``."""
         raise NotImplementedError
 
+    def data_job(self, bench_cfg: dict) -> Resources:
+        """Threads, memory and time of the data jobs (default: ``data_resources``; a slice whose
+        data grows by orders of magnitude between scales reads them from its config)."""
+        return self.data_resources
+
     def data_config(self, bench_cfg: dict) -> dict:
         """The part of the benchmark's config that defines its generated data."""
         return bench_cfg["data"]
@@ -80,6 +87,12 @@ class Benchmark:
     def data_sources(self, bench_cfg: dict) -> list[str]:
         """Local files the data is generated from (replacing one regenerates the data)."""
         return []
+
+    def data_inputs(self, bench_cfg: dict, task: str) -> dict[str, str]:
+        """Files the benchmark's own rules make before its data stage (say, a corpus and a
+        tokenizer shared by every task), relative to its results folder
+        (``results/<scale>/<name>/``). The data stage receives them as ``inputs``."""
+        return {}
 
     def check(self, bench_cfg: dict) -> None:
         """Refuse impossible settings before any job runs (raise ConfigError)."""
@@ -105,8 +118,10 @@ class Benchmark:
         module, _, func = spec.partition(":")
         return getattr(importlib.import_module(self.module_name(module)), func)
 
-    def make_data(self, task: str, data_cfg: dict, out_dir: Path, workers: int | None = None) -> Any:
-        return self.stage("data:make_data")(task, data_cfg, Path(out_dir), workers)
+    def make_data(self, task: str, data_cfg: dict, out_dir: Path, workers: int | None = None,
+                  inputs: dict[str, str] | None = None) -> Any:
+        extra = {"inputs": inputs} if inputs else {}  # only slices that declare data_inputs take them
+        return self.stage("data:make_data")(task, data_cfg, Path(out_dir), workers, **extra)
 
     # Module whose code defines the training data (load_train below reads through it).
     train_data_module: ClassVar[str] = "data"

@@ -183,3 +183,34 @@ class ShardDataset:
     def __repr__(self) -> str:
         return (f"ShardDataset({len(self.paths)} shards, {self.n_tokens} tokens, "
                 f"{self._len} blocks of {self.block_size}+1)")
+
+
+def write_stream(out_dir: str | Path, chunks: Iterable, shard_tokens: int, vocab_size: int | None = None,
+                 prefix: str = "shard") -> list[Path]:
+    """Cut a token stream, given as consecutive 1-D chunks, into shards of ``shard_tokens``
+    tokens (the last one shorter) named ``<prefix>_000000.bin``, ... in ``out_dir``. Only one
+    shard's worth of tokens is held at a time, so a corpus larger than memory streams through."""
+    if shard_tokens < 1:
+        raise ValueError(f"shard_tokens must be >= 1, got {shard_tokens}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    buf: list[np.ndarray] = []
+    held = 0
+
+    def flush(arr: np.ndarray) -> None:
+        paths.append(write_shard(out_dir / f"{prefix}_{len(paths):06d}.bin", arr, vocab_size))
+
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.int64).reshape(-1)
+        pos = 0
+        while held + chunk.size - pos >= shard_tokens:  # fill and write the current shard
+            take = shard_tokens - held
+            flush(np.concatenate(buf + [chunk[pos:pos + take]]))
+            buf, held, pos = [], 0, pos + take
+        if pos < chunk.size:
+            buf.append(chunk[pos:])
+            held += chunk.size - pos
+    if held or not paths:
+        flush(np.concatenate(buf) if buf else np.zeros(0, dtype=np.int64))
+    return paths

@@ -5,6 +5,10 @@ with teacher-forced tokens, its predictions are pulled towards the detached trun
 (SmoothL1) and, through the frozen output head, towards the trunk's next-token
 distribution (KL). Inference is plain next-token decoding; p_psi is training-only
 (and a self-speculative drafter).
+
+The paper's loss ablations are settings whose defaults are the paper's loss: ``terms``
+(which latent terms are trained), ``token_term`` (KL or cross-entropy as the token-level
+latent term) and ``stop_grad`` (where the stop-gradients sit); see :class:`NextLatSettings`.
 """
 from __future__ import annotations
 
@@ -43,11 +47,28 @@ class LatentDynamics(nn.Module):
 class NextLatSettings(MethodSettings):
     horizon: int = setting(1, minimum=1)  # d: rollout steps of p_psi
     lambda_next_h: float = setting(1.0, minimum=0)
-    lambda_kl: float = setting(1.0, minimum=0)
+    lambda_kl: float = setting(1.0, minimum=0)  # weight of the token-level latent term
     dyn_hidden: int | None = setting(None, minimum=1, description=(
         "Hidden width of the latent dynamics MLP (Table 5)."))  # None: model.n_embd
     latent_ce: bool = setting(False, description=(
         "NextLat: log CE of predicted latents (costs time; off by default)."))
+    # --- loss ablations (paper Figs. 12-14); the defaults are the paper's loss ---------------
+    terms: str = setting("both", enum=["both", "smooth_l1", "kl"], description=(
+        "NextLat loss ablation: the latent terms trained: both (the paper), smooth_l1 only, or "
+        "kl only. 'kl' names the token-level latent term, whichever token_term picks; a term "
+        "that is off is not computed."))
+    token_term: str = setting("kl", enum=["kl", "ce"], description=(
+        "NextLat loss ablation: the token-level latent term. kl (the paper): "
+        "KL(softmax(head(h_{t+i})) || softmax(head(h-hat_{t+i}))) from the model's own "
+        "next-token distribution; ce: cross-entropy of head(h-hat_{t+i}) against the actual "
+        "token x_{t+i+1}, logged as latent_ce. Same positions either way (supervised targets "
+        "in the same document)."))
+    stop_grad: str = setting("both", enum=["both", "target", "head", "none"], description=(
+        "NextLat loss ablation: stop-gradients. both (the paper): the SmoothL1 target h_{t+i} "
+        "is detached and the output head is frozen in the token-level latent term; target: "
+        "only the SmoothL1 target detached (the head learns from that term); head: only the "
+        "head frozen (the trunk gets gradient through the SmoothL1 target); none: neither. "
+        "The KL's teacher distribution softmax(head(h_{t+i})) is a target: always detached."))
 
     def row_problem(self, row_len: int) -> str | None:
         return horizon_problem(self.horizon, row_len)
@@ -67,6 +88,11 @@ class NextLat(GPT):
         self.lambda_next_h = s.lambda_next_h
         self.lambda_kl = s.lambda_kl
         self.latent_ce = s.latent_ce
+        self.terms, self.token_term, self.stop_grad = s.terms, s.token_term, s.stop_grad
+        self.train_next_h = s.terms in ("both", "smooth_l1")  # the SmoothL1 term
+        self.train_token = s.terms in ("both", "kl")  # the token-level latent term (KL or CE)
+        self.detach_target = s.stop_grad in ("both", "target")  # SmoothL1 target sg(h_{t+i})
+        self.freeze_head = s.stop_grad in ("both", "head")  # head frozen in the token-level term
         self.dynamics = LatentDynamics(model, s.dyn_hidden or model.n_embd)
         init_weights(self.dynamics)  # p_psi is training-only: inference_modules stay GPT's
 
@@ -86,10 +112,14 @@ class NextLat(GPT):
     def forward_terms(self, batch: Batch) -> dict:
         """Everything the loss is made of, unreduced (tests inspect single positions).
 
-        Returns ``logits``, ``targets`` and ``steps``: for i = 1..d a dict with per-position
-        ``next_h`` (B, T-i) SmoothL1 summed over D, ``kl`` (B, T-i), and their masks
-        ``h_mask`` (term may be trained) and ``kl_mask`` (also: its target is supervised);
-        ``kl`` is 0 where ``kl_mask`` is False (it is only computed where it is trained).
+        Returns ``logits``, ``targets`` and ``steps``: for i = 1..d a dict with the masks
+        ``h_mask`` (the latent terms at (t, i) may be trained) and ``kl_mask`` (also: the
+        token-level term's target x_{t+i+1} is supervised), and the per-position terms that
+        are trained: ``next_h`` (B, T-i), SmoothL1 summed over D; the token-level term,
+        ``kl`` or (``token_term="ce"``) ``latent_ce``, (B, T-i) and 0 where ``kl_mask`` is
+        False (it is only computed where it is trained). A term that is off is absent. With
+        ``latent_ce`` logging, ``student_logits``/``student_targets`` at the ``kl_mask``
+        positions come along.
         """
         inputs, targets = batch.inputs, batch.targets
         layout = batch.layout(self.model_cfg.eos_id)
@@ -97,28 +127,42 @@ class NextLat(GPT):
         h = self.trunk(inputs, layout, emb=emb)
         logits = self.head(h)
 
-        h_target = h.detach()  # SmoothL1 targets carry no gradient
-        teacher_logp = F.log_softmax(upcast(logits.detach()), dim=-1)  # softmax(head(sg(h)))
-        frozen_head = self.head.weight.detach()  # KL reaches p_psi and the trunk, not the head
+        # Stop-gradients (``stop_grad``; the paper detaches both). The KL's teacher
+        # softmax(head(sg(h))) is a target in every variant, so it is always detached.
+        h_target = h.detach() if self.detach_target else h
+        student_head = self.head.weight.detach() if self.freeze_head else self.head.weight
+        use_kl = self.train_token and self.token_term == "kl"
+        teacher_logp = F.log_softmax(upcast(logits.detach()), dim=-1) if use_kl else None
         supervised = targets != -100  # target x_{t+1} is trained (not prompt, not padding)
+        need_student = self.train_token or self.latent_ce
 
         steps = []
         d = min(self.horizon, inputs.size(1) - 1)
         for i, pred in enumerate(self.rollout(h, emb, d), start=1):
             # Term (t, i) read tokens x_{t+1..t+i}: drop it if any of them opened a new
-            # document. Next-h is not masked on prompts; the KL is a token loss on x_{t+i+1}.
+            # document. Next-h is not masked on prompts; the token-level term scores x_{t+i+1}.
             h_mask = torch.ones_like(supervised[:, i:]) & layout.same_doc(i)
             kl_mask = h_mask & supervised[:, i:]
-            sl1 = F.smooth_l1_loss(upcast(pred), upcast(h_target[:, i:]), reduction="none", beta=1.0)
-            # The (positions x V) head product is the costly part of the KL: run it only where
-            # the KL is trained (on prompt-and-answer tasks most positions are prompt).
-            sel = kl_mask.nonzero(as_tuple=True)
-            student_logits = pred[sel] @ frozen_head.t()
-            teacher = teacher_logp[:, i:][sel]
-            kl_sel = (teacher.exp() * (teacher - F.log_softmax(upcast(student_logits), dim=-1))).sum(-1)
-            kl = kl_sel.new_zeros(kl_mask.shape).index_put(sel, kl_sel)
-            steps.append({"next_h": sl1.sum(-1), "kl": kl, "h_mask": h_mask, "kl_mask": kl_mask,
-                          "student_logits": student_logits, "student_targets": targets[:, i:][sel]})
+            step = {"h_mask": h_mask, "kl_mask": kl_mask}
+            if self.train_next_h:
+                sl1 = F.smooth_l1_loss(upcast(pred), upcast(h_target[:, i:]), reduction="none", beta=1.0)
+                step["next_h"] = sl1.sum(-1)
+            if need_student:
+                # The (positions x V) head product is the costly part of the token-level term:
+                # run it only where the term is trained (on prompt-and-answer tasks most
+                # positions are prompt), and without a graph when it is only logged.
+                sel = kl_mask.nonzero(as_tuple=True)
+                with torch.set_grad_enabled(self.train_token and torch.is_grad_enabled()):
+                    student_logits = pred[sel] @ student_head.t()
+                step.update(student_logits=student_logits, student_targets=targets[:, i:][sel])
+            if use_kl:  # KL(softmax(head(sg h_{t+i})) || softmax(head(h-hat_{t+i})))
+                teacher = teacher_logp[:, i:][sel]
+                kl = (teacher.exp() * (teacher - F.log_softmax(upcast(student_logits), dim=-1))).sum(-1)
+                step["kl"] = kl.new_zeros(kl_mask.shape).index_put(sel, kl)
+            elif self.train_token:  # token_term="ce": CE of head(h-hat_{t+i}) against x_{t+i+1}
+                ce = F.cross_entropy(upcast(student_logits), targets[:, i:][sel], reduction="none")
+                step["latent_ce"] = ce.new_zeros(kl_mask.shape).index_put(sel, ce)
+            steps.append(step)
         return {"logits": logits, "targets": targets, "steps": steps}
 
     def loss(self, batch: Batch) -> StepOutput:
@@ -126,19 +170,31 @@ class NextLat(GPT):
         logits, targets, steps = out["logits"], out["targets"], out["steps"]
         ce = token_ce(logits, targets)
         D = self.model_cfg.n_embd
-        next_h = kl = latent_ce = upcast(logits.new_zeros(()))
+        zero = upcast(logits.new_zeros(()))
+        next_h, kl, latent_ce = zero, zero, zero  # a term that is off stays 0 (and untrained)
         for s in steps:
-            # SmoothL1 is a mean over every valid element (positions x D), KL over positions.
-            next_h = next_h + (s["next_h"] * s["h_mask"]).sum() / (s["h_mask"].sum().clamp(min=1) * D)
-            kl = kl + (s["kl"] * s["kl_mask"]).sum() / s["kl_mask"].sum().clamp(min=1)
-            if self.latent_ce:  # logging only (the official code always computes it; it costs)
+            # SmoothL1 is a mean over every valid element (positions x D); the token-level
+            # term (KL, or CE against x_{t+i+1}) a mean over its positions.
+            n_tok = s["kl_mask"].sum().clamp(min=1)
+            if "next_h" in s:
+                next_h = next_h + (s["next_h"] * s["h_mask"]).sum() / (s["h_mask"].sum().clamp(min=1) * D)
+            if "kl" in s:
+                kl = kl + (s["kl"] * s["kl_mask"]).sum() / n_tok
+            if "latent_ce" in s:  # trained (token_term="ce")
+                latent_ce = latent_ce + (s["latent_ce"] * s["kl_mask"]).sum() / n_tok
+            elif self.latent_ce:  # logging only (the official code always computes it; it costs)
                 with torch.no_grad():
                     latent_ce = latent_ce + token_ce(s["student_logits"], s["student_targets"])
         d = max(len(steps), 1)
-        next_h, kl = next_h / d, kl / d
-        loss = ce + self.lambda_next_h * next_h + self.lambda_kl * kl
+        next_h, kl, latent_ce = next_h / d, kl / d, latent_ce / d
+        token_level = latent_ce if self.token_term == "ce" else kl
+        loss = ce
+        if self.train_next_h:
+            loss = loss + self.lambda_next_h * next_h
+        if self.train_token:
+            loss = loss + self.lambda_kl * token_level
         metrics = {"ce": ce.detach(), "acc": token_accuracy(logits.detach(), targets),
                    "next_h": next_h.detach(), "kl": kl.detach()}
-        if self.latent_ce:
-            metrics["latent_ce"] = latent_ce / d
+        if self.latent_ce or (self.train_token and self.token_term == "ce"):
+            metrics["latent_ce"] = latent_ce.detach()
         return StepOutput(loss, metrics)

@@ -19,8 +19,10 @@ def data_config(benchmark: str, bench_cfg: dict) -> dict:
     return benchmarks.get(benchmark).data_config(bench_cfg)
 
 
-def make_data(benchmark: str, task: str, data_cfg: dict, out_dir: str | Path, workers: int | None = None):
-    """Generate ``benchmark``/``task`` into ``out_dir``; ``data_cfg`` is :func:`data_config`'s."""
+def make_data(benchmark: str, task: str, data_cfg: dict, out_dir: str | Path, workers: int | None = None,
+              inputs: dict[str, str] | None = None):
+    """Generate ``benchmark``/``task`` into ``out_dir``; ``data_cfg`` is :func:`data_config`'s,
+    ``inputs`` the files the benchmark's ``data_inputs`` names (made by its own rules)."""
     out_dir = Path(out_dir)
     start = time.perf_counter()
     log.info("generating %s/%s into %s (workers=%s)", benchmark, task, out_dir, workers)
@@ -30,7 +32,8 @@ def make_data(benchmark: str, task: str, data_cfg: dict, out_dir: str | Path, wo
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        meta = benchmarks.get(benchmark).make_data(task, data_cfg, tmp, workers)
+        meta = benchmarks.get(benchmark).make_data(task, data_cfg, tmp, workers,
+                                                   **({"inputs": inputs} if inputs else {}))
         _move_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

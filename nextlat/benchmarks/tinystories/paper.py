@@ -1,0 +1,38 @@
+"""What the paper reports for TinyStories (Figures 8, 16, 12-14). The paper gives curves, not
+numbers: these are the shapes the figures show, and the loss the ablations vary from."""
+from __future__ import annotations
+
+# NextLat's loss as the paper trains it; each ablation changes one of these keys.
+PAPER_LOSS = {"terms": "both", "token_term": "kl", "stop_grad": "both"}
+
+# figure -> (the NextLat key it varies, curve labels for its values)
+ABLATIONS = {
+    "fig12": ("terms", {"both": "SmoothL1 + KL (paper)", "smooth_l1": "SmoothL1 only", "kl": "KL only"}),
+    "fig13": ("token_term", {"kl": "KL to own prediction (paper)", "ce": "CE to next token"}),
+    "fig14": ("stop_grad", {"both": "sg target + frozen head (paper)", "target": "sg target only",
+                            "head": "frozen head only", "none": "no stop-gradient"}),
+}
+
+TABLE_OFFSETS = (1, 2, 5, 10, 20)  # the offsets the Markdown tables show
+
+PAPER_SHAPE = {
+    "fig8": {"title": "Figure 8: probe CE minus GPT's, per offset",
+             "caption": "Held-out cross-entropy of linear probes (offset k = tokens ahead) minus GPT's, "
+                        "seed mean ± std; negative = more about the future than GPT.",
+             "paper": "BST, MTP and JTP are worse than GPT at offset 1; MTP and JTP degrade further "
+                      "with offset; NextLat matches GPT at offset 1 and is the best up to offset 20."},
+    "fig16": {"title": "Figure 16: probe CE per offset",
+              "caption": "Held-out cross-entropy of linear probes per offset, seed mean ± std.",
+              "paper": "the absolute curves behind Figure 8 (same ordering of methods)."},
+    "fig12": {"title": "Figure 12: ablation of NextLat's latent terms",
+              "caption": "Probe CE minus GPT's for NextLat trained with SmoothL1 only, KL only, or both.",
+              "paper": "the paper trains with both terms; its ablation curves are not restated as numbers."},
+    "fig13": {"title": "Figure 13: KL vs CE as the token-level latent term",
+              "caption": "Probe CE minus GPT's for NextLat's token-level latent term as a KL to the "
+                         "model's own prediction or as CE to the actual next token.",
+              "paper": "the paper trains with the KL; its ablation curves are not restated as numbers."},
+    "fig14": {"title": "Figure 14: stop-gradient placement",
+              "caption": "Probe CE minus GPT's for NextLat with stop-gradients on the SmoothL1 target "
+                         "and/or the output head in the KL.",
+              "paper": "the paper trains with both stop-gradients; its ablation curves are not restated as numbers."},
+}
