@@ -117,21 +117,26 @@ def load_corpus(corpus_cfg: dict, split: str):
     return _normalise(ds, field, corpus_cfg.get(f"max_{split}"))
 
 
+_STRIP = ".,!?;:\"'()"
+
+
+def words(text: str) -> list[str]:
+    """Lowercase words: whitespace-separated, surrounding punctuation stripped."""
+    return [w for w in (t.strip(_STRIP).lower() for t in text.split()) if w]
+
+
 def word_stats(texts) -> dict:
-    """Stories, words (whitespace-separated), distinct lowercase words, characters."""
-    words = distinct = chars = 0
-    vocab: set[str] = set()
-    n = 0
-    for t in texts:
-        toks = t.split()
-        n += 1
-        words += len(toks)
-        chars += len(t)
-        vocab.update(w.strip(".,!?;:\"'()").lower() for w in toks)
-    vocab.discard("")
-    distinct = len(vocab)
-    return {"stories": n, "words": words, "distinct_words": distinct, "chars": chars,
-            "mean_words": round(words / max(n, 1), 2)}
+    """Stories, words, distinct lowercase words, mean and max words per story, characters."""
+    counts, distinct, chars = [], set(), 0
+    for text in texts:
+        ws = words(text)
+        counts.append(len(ws))
+        distinct.update(ws)
+        chars += len(text)
+    total = sum(counts)
+    return {"stories": len(counts), "words": total, "distinct_words": len(distinct),
+            "mean_words": total / len(counts) if counts else 0.0, "max_words": max(counts, default=0),
+            "chars": chars}
 
 
 def make_corpus(inputs: dict, outputs: dict, params: dict) -> dict:

@@ -13,6 +13,7 @@ statistics; written last), ``tokenizer.json`` (a copy of the corpus's BPE).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import time
@@ -35,29 +36,16 @@ def _encode(batch: dict, path: str) -> dict:
     return {"ids": [e.ids for e in tok.encode_batch(batch["text"])]}
 
 
-_TOK_CACHE: dict[str, object] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _worker_tokenizer(path: str):
-    # one load per worker process, not per batch
-    if path not in _TOK_CACHE:
-        _TOK_CACHE[path] = bpe.load(path)
-    return _TOK_CACHE[path]
-
-
-def datasets_quiet() -> None:
-    """No per-batch progress bars from ``datasets`` in job logs (our own log lines say it)."""
-    import datasets
-
-    datasets.disable_progress_bars()
+    return bpe.load(path)  # once per worker process, not per batch
 
 
 def tokenize_split(corpus_file: str | Path, tokenizer_file: str | Path, workers: int | None):
     """The split's stories as token-id lists (``datasets.map``, batched, ``workers`` processes)."""
     from .corpus import read_split
 
-    ds = read_split(corpus_file)
-    datasets_quiet()
+    ds = read_split(corpus_file)  # (read_split silences the per-batch progress bars)
     procs = workers if workers and workers > 1 and len(ds) >= 2000 else None
     return ds.map(_encode, batched=True, batch_size=1000, num_proc=procs, remove_columns=["text"],
                   fn_kwargs={"path": str(tokenizer_file)}, desc=f"tokenising {Path(corpus_file).name}")

@@ -14,7 +14,7 @@ import torch
 
 from ...decoding import generate
 from ...io import write_json
-from ...objectives.base import Objective, token_ce
+from ...objectives.base import IGNORE, Objective, token_ce
 from ...progress import progress
 from . import tokenizer as bpe
 from .data import load_split
@@ -29,7 +29,7 @@ def heldout_loss(objective: Objective, val, n_blocks: int | None, batch_size: in
     for s in progress(starts, len(starts), "held-out loss"):
         batch = val.batch(list(range(s, min(s + batch_size, n)))).to(device)
         logits = objective.logits(batch.inputs, batch.layout(eos))
-        k = int((batch.targets != -100).sum())
+        k = int((batch.targets != IGNORE).sum())
         total += float(token_ce(logits, batch.targets)) * k
         count += k
     ce = total / max(count, 1)

@@ -219,8 +219,8 @@ def stories(inputs, outputs, params):
                      "distinct words": w["distinct_words"], "tokens": m["tokens"],
                      "dropped (> block)": m["dropped_too_long"], "tokens/word": m.get("tokens_per_word")})
     lines += [markdown(pd.DataFrame(rows)), ""]
-    evals = {json.loads(Path(p).read_text())["run"]["run_id"]: json.loads(Path(p).read_text())
-             for p in inputs["evals"]}
+    evals = [json.loads(Path(p).read_text()) for p in inputs["evals"]]
+    evals = {e["run"]["run_id"]: e for e in evals}
     for path in inputs["stories"]:
         run_id = Path(path).parent.name
         rec = json.loads(Path(path).read_text())

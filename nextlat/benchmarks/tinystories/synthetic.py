@@ -69,6 +69,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from .corpus import word_stats as corpus_stats  # noqa: F401  (re-exported: the corpus stage's count)
+from .corpus import _STRIP, words  # noqa: F401  (_STRIP: what a word is stripped of)
+
 SPLIT_IDS = {"train": 0, "validation": 1}
 # Story lengths, in words as words() counts them. The slice's 1,000-id byte-level BPE gives about
 # 1.54 tokens per word on this corpus (punctuation and rarer names are pieces of their own; up to
@@ -77,7 +80,6 @@ MIN_WORDS = 60   # the mandatory parts alone come to about 60-70 words
 MAX_WORDS = 150  # hard cap: optional parts are dropped until a story fits
 BLOCK = 256      # stories per random block (see iter_story_parts)
 _ROW = 96        # uniforms per story in a block; a story uses about 40 (at most ~70)
-_STRIP = ".,!?;:\"'()"
 
 # ---------------------------------------------------------------------------------------------
 # Lexicon
@@ -818,11 +820,6 @@ def generate_stories(n: int, seed: int, split: str = "train") -> list[str]:
     return list(iter_stories(0, n, seed, split))
 
 
-def words(text: str) -> list[str]:
-    """Lowercase words: whitespace-separated, surrounding punctuation stripped (as corpus.py counts)."""
-    return [w for w in (t.strip(_STRIP).lower() for t in text.split()) if w]
-
-
 def _strings(obj) -> Iterator[str]:
     if isinstance(obj, str):
         yield obj
@@ -864,15 +861,3 @@ def vocabulary() -> set[str]:
     return set(_vocabulary())
 
 
-def corpus_stats(stories: list[str]) -> dict:
-    """Stories, words, distinct lowercase words, mean and max words per story, characters."""
-    counts, distinct, chars = [], set(), 0
-    for story in stories:
-        ws = words(story)
-        counts.append(len(ws))
-        distinct.update(ws)
-        chars += len(story)
-    total = sum(counts)
-    return {"stories": len(stories), "words": total, "distinct_words": len(distinct),
-            "mean_words": total / len(stories) if stories else 0.0,
-            "max_words": max(counts, default=0), "chars": chars}

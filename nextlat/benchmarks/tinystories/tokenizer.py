@@ -36,14 +36,14 @@ def new_tokenizer():
     return tok
 
 
-def train_bpe(texts, vocab_size: int, batch: int = 10_000):
-    """A BPE of ``vocab_size`` ids (pad 0, EOS 1) trained on an iterable of stories."""
+def train_bpe(batches, vocab_size: int):
+    """A BPE of ``vocab_size`` ids (pad 0, EOS 1) trained on an iterable of lists of stories."""
     from tokenizers import pre_tokenizers, trainers
 
     tok = new_tokenizer()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[PAD, EOS], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(texts, trainer, length=None)
+    tok.train_from_iterator(batches, trainer)
     check(tok, "the trained tokenizer")
     return tok
 
