@@ -63,6 +63,13 @@ def method_settings() -> dict[str, type]:
     return {name: registry.settings_of(name) for name in registry.available()}
 
 
+def method_tagged_problem(name: str) -> str | None:
+    """Why method ``name`` cannot train on tagged rows (None: it can); imported by name as
+    :func:`method_settings` is."""
+    importlib.import_module(f"{__package__}.objectives")
+    return importlib.import_module(f"{__package__}.objectives.base").tagged_problem(name)
+
+
 # `horizon` as the run matrix reads it (nextlat.runs): an int, an expression of the task's
 # variables, or a list of either (one run each).
 _HORIZON_FORMS = [{"type": "string", "pattern": "^[dl0-9+\\-* ()]+$"},
@@ -71,8 +78,13 @@ _HORIZON_FORMS = [{"type": "string", "pattern": "^[dl0-9+\\-* ()]+$"},
 _METHOD_DESCRIPTION = (
     "One entry of a run matrix. `horizon` and any key listed in `grid` may be a list: each "
     "combination becomes its own run. `horizon` may be an expression of the task's variables "
-    "(see each benchmark's task_vars), e.g. \"l-2\". Generated from the registered objectives' settings "
+    "(see each benchmark's task_vars), e.g. \"l-2\". `tasks` restricts the entry to some of the "
+    "benchmark's tasks (a control trained on one task only). Generated from the registered objectives' settings "
     "(nextlat.config.method_defs): each method accepts exactly its own keys.")
+
+
+_TASKS = {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"type": "string"},
+          "description": "Train this entry on these of the benchmark's tasks only (default: all)."}
 
 
 def method_defs() -> dict[str, dict]:
@@ -91,7 +103,7 @@ def method_defs() -> dict[str, dict]:
             props["horizon"] = {"oneOf": [props["horizon"], *_HORIZON_FORMS], "x-method": name}
         defs[f"method_{name}"] = {
             "type": "object", "additionalProperties": False, "required": ["name"], "x-method": name,
-            "properties": {"name": {"const": name}, **props, "grid": {
+            "properties": {"name": {"const": name}, **props, "tasks": _TASKS, "grid": {
                 "type": "object", "additionalProperties": False, "properties": grid, "x-method": name,
                 "description": "Method hyperparameters to sweep, e.g. {lambda_kl: [0.1, 1.0]}."}}}
     defs["method"] = {
@@ -147,7 +159,7 @@ def _describe(err: jsonschema.ValidationError, prefix: str = "") -> str:
         at = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
         at = (prefix + at).lstrip(".") or "method"
         if err.validator == "additionalProperties":
-            accepted = [k for k in err.schema.get("properties", {}) if k not in ("name", "grid")]
+            accepted = [k for k in err.schema.get("properties", {}) if k not in ("name", "grid", "tasks")]
             extra = [k for k in err.instance if k not in err.schema.get("properties", {})]
             unknown = ("key " if len(extra) == 1 else "keys ") + ", ".join(repr(k) for k in extra)
             if err.absolute_path and err.absolute_path[-1] == "grid":

@@ -12,7 +12,7 @@ import operator
 from dataclasses import dataclass, field
 
 from . import benchmarks
-from .config import ConfigError, deep_merge, method_settings, sub_schema, validate
+from .config import ConfigError, deep_merge, method_settings, method_tagged_problem, sub_schema, validate
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ def eval_horizon(expr, variables: dict[str, int]) -> int:
 def _method_variants(entry: dict, variables: dict[str, int]):
     """Yield (horizon, grid_suffix, method_config) for one ``methods`` entry."""
     entry = dict(entry)
+    entry.pop("tasks", None)  # which tasks the entry runs on (expand_benchmark)
     grid = entry.pop("grid", {}) or {}
     horizons = entry.pop("horizon", None)
     horizons = horizons if isinstance(horizons, list) else [horizons]
@@ -79,10 +80,17 @@ def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
     adapter = benchmarks.get(name)
     adapter.check(bench)
     runs: list[RunSpec] = []
+    for i, entry in enumerate(bench["methods"]):
+        unknown = sorted(set(entry.get("tasks") or []) - set(bench["tasks"]))
+        if unknown:
+            raise ConfigError(f"benchmarks.{name}.methods[{i}].tasks names {unknown}, which are not among "
+                              f"benchmarks.{name}.tasks {bench['tasks']}")
     for task in bench["tasks"]:
         variables = adapter.task_vars(task)
         model = dict(bench["model"], **adapter.model_fields(bench, task))
         for entry in bench["methods"]:
+            if task not in entry.get("tasks", bench["tasks"]):
+                continue
             for h, suffix, method in _method_variants(entry, variables):
                 for seed in bench["seeds"]:
                     tag = method["name"] + (f"-d{h}" if h is not None else "") + suffix
@@ -95,7 +103,7 @@ def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"benchmarks.{name}.seeds lists a seed twice: {seeds}")
     runs = _apply_overrides(runs, bench.get("run_overrides") or {}, name)
-    _check_settings(runs, name)
+    _check_settings(runs, name, adapter, bench)
     for run in runs:
         _check_training(run, adapter, bench, cfg["runtime"])
     return runs
@@ -155,20 +163,24 @@ def _apply_overrides(runs: list[RunSpec], overrides: dict, bench: str) -> list[R
     return out
 
 
-def _check_settings(runs: list[RunSpec], bench: str) -> None:
+def _check_settings(runs: list[RunSpec], name: str, adapter, bench: dict) -> None:
     """Build each run's method settings (the objective's own checks, e.g. BST's gaps) and
     refuse settings no training position of the run's rows can use (a horizon beyond
-    ``model.block_size``): such a run would train silently without the method's terms."""
+    ``model.block_size``): such a run would train silently without the method's terms.
+    On a benchmark with tagged rows, refuse a method that cannot train on them."""
     settings = method_settings()
     for run in runs:
         method = run.config["method"]
         try:  # the schema has refused unknown keys already
             values = settings[method["name"]](**{k: v for k, v in method.items() if k != "name"})
-            problem = values.row_problem(run.config["model"]["block_size"])
+            problem = values.row_problem(adapter.row_len(bench, run.task, run.config["model"]["block_size"]))
         except (TypeError, ValueError) as err:
             problem = str(err)
+        if adapter.tagged_rows and not problem:
+            problem = method_tagged_problem(method["name"])
+            problem = problem and f"{problem}; this benchmark's rows are tagged (input/target pairs)"
         if problem:
-            raise ConfigError(f"benchmarks.{bench}: run {run.run_id} ({method['name']}): {problem}")
+            raise ConfigError(f"benchmarks.{name}: run {run.run_id} ({method['name']}): {problem}")
 
 
 def expand_runs(cfg: dict, benchmark: str | None = None) -> dict[str, RunSpec]:

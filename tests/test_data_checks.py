@@ -73,13 +73,15 @@ def test_corrupt_meta_is_named(copy):
 
 
 def test_token_outside_the_vocabulary_is_caught_at_load(copy):
+    """The first id past the vocabulary, in the token column (``inputs`` for tagged rows)."""
     name, d = copy
     f = a_training_file(d)
     table = pq.read_table(f)
-    rows = table.column("tokens").to_pylist()
-    rows[0][-1] = 999 + json.loads((d / "meta.json").read_text())["vocab_size"]
-    pq.write_table(table.set_column(table.schema.get_field_index("tokens"), "tokens",
-                                    pa.array(rows, type=pa.list_(pa.int32()))), f)
+    column = "tokens" if "tokens" in table.column_names else "inputs"
+    rows = table.column(column).to_pylist()
+    rows[0][-1] = json.loads((d / "meta.json").read_text())["vocab_size"]
+    pq.write_table(table.set_column(table.schema.get_field_index(column), column,
+                                    pa.array(rows, type=table.schema.field(column).type)), f)
     with pytest.raises(DataError, match="outside the vocabulary"):
         load(name, d)
 

@@ -103,7 +103,7 @@ def test_schema_method_block_is_generated_from_the_settings():
     assert defs["method"]["properties"]["name"]["enum"] == sorted(available())
     for name in available():
         props = defs[f"method_{name}"]["properties"]
-        assert list(props) == ["name", *settings_of(name).keys(), "grid"]
+        assert list(props) == ["name", *settings_of(name).keys(), "tasks", "grid"]
         assert defs[f"method_{name}"]["additionalProperties"] is False
         assert set(props["grid"]["properties"]) == set(settings_of(name).keys()) - {"horizon"}
     nl = defs["method_nextlat"]["properties"]

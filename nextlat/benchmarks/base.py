@@ -58,6 +58,8 @@ class Benchmark:
     data_outputs: ClassVar[dict[str, Output]] = DEFAULT_DATA_OUTPUTS
     eval_outputs: ClassVar[dict[str, Output]] = DEFAULT_EVAL_OUTPUTS
     data_resources: ClassVar[Resources] = Resources()
+    # Whether rows are tagged: inputs with a separate target sequence (see data.batch.Batch).
+    tagged_rows: ClassVar[bool] = False
     # Whether every run gets linear probes (the generic `probe` rule; a `probe:` config block).
     probes: ClassVar[bool] = False
     # Report targets (rule names of rules/<name>.smk) that `all` builds.
@@ -74,6 +76,13 @@ class Benchmark:
     def model_fields(self, bench_cfg: dict, task: str) -> dict:
         """Model fields fixed by the data: ``vocab_size``, ``eos_id``, ``block_size``."""
         raise NotImplementedError
+
+    def row_len(self, bench_cfg: dict, task: str, block_size: int) -> int:
+        """Tokens of a training row in next-token form (its positions + 1), against which a
+        method's horizon is checked at plan time: ``model.block_size`` by default. A slice
+        whose model accepts longer rows than it trains on (one that scores past its training
+        length) returns the training length."""
+        return block_size
 
     def data_job(self, bench_cfg: dict) -> Resources:
         """Threads, memory and time of the data jobs (default: ``data_resources``; a slice whose

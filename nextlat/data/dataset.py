@@ -40,6 +40,7 @@ class TokenDataset:
     tokens: torch.Tensor  # (N, L) long; rows of equal length (padded or packed upstream)
     loss_mask: torch.Tensor  # (N, L) bool; True where the token is a supervised target
     packed: bool = False
+    labels: torch.Tensor | None = None  # (N, L) long: tagged rows (see Batch); None: next-token rows
 
     def __len__(self) -> int:
         return self.tokens.size(0)
@@ -48,6 +49,9 @@ class TokenDataset:
         h = hashlib.sha256(f"{tuple(self.tokens.shape)} packed={self.packed}".encode())
         h.update(self.tokens.to(torch.int64).contiguous().numpy().tobytes())
         h.update(self.loss_mask.contiguous().numpy().tobytes())
+        if self.labels is not None:
+            h.update(b"labels")
+            h.update(self.labels.to(torch.int64).contiguous().numpy().tobytes())
         return h.hexdigest()[:16]
 
     @property
@@ -56,7 +60,8 @@ class TokenDataset:
 
     def batch(self, idx) -> Batch:
         idx = torch.as_tensor(idx, dtype=torch.long)
-        return Batch(self.tokens[idx], self.loss_mask[idx], self.packed)
+        labels = None if self.labels is None else self.labels[idx]
+        return Batch(self.tokens[idx], self.loss_mask[idx], self.packed, labels)
 
     @classmethod
     def from_rows(cls, rows: list[list[int]] | np.ndarray, prompt_lens, packed: bool = False,

@@ -13,7 +13,9 @@ x_0..x_{T-1}. Probe k at position t targets x_{t+k}, scored only if
   (see ``models.layout``), so the target lies in x_t's document or is the EOS that ends it:
   k = 1 is plain next-token prediction (EOS included) and no offset reads past that EOS.
 
-Rows that are not packed have no document boundaries.
+Rows that are not packed have no document boundaries. For tagged rows (``Batch.labels``,
+position t predicts its label y_t) probe k at position t targets y_{t+k-1}, what position
+t+k-1 predicts; for next-token rows that is x_{t+k}, as above.
 
 Independence: each probe trains exactly as if it were alone. The loss is the sum over k of
 probe k's own mean CE over its valid positions, AdamW acts per element, each probe starts
@@ -136,20 +138,22 @@ class LinearProbes(nn.Module):
 
 
 def probe_targets(batch: Batch, eos_id: int, max_offset: int) -> tuple[Tensor, Tensor]:
-    """(targets, valid), each (B, T, K): ``targets[:, t, k-1]`` is x_{t+k}, or IGNORE where the
-    module docstring's rule masks it; ``valid`` is ``targets != IGNORE``."""
-    tokens, mask = batch.tokens, batch.loss_mask
-    B, T = tokens.size(0), tokens.size(1) - 1
-    targets = torch.full((B, T, max_offset), IGNORE, dtype=torch.long, device=tokens.device)
-    doc = document_ids(tokens, eos_id)[0] if batch.packed else None
+    """(targets, valid), each (B, T, K): ``targets[:, t, k-1]`` is what position t+k-1 predicts
+    (x_{t+k} for next-token rows), or IGNORE where the module docstring's rule masks it; ``valid`` is ``targets != IGNORE``."""
+    # target_tokens[:, j] is what position j predicts (x_{j+1} for next-token rows), so the
+    # offset-k target of position t is target_tokens[:, t+k-1].
+    tgt, mask = batch.target_tokens, batch.target_mask
+    B, T = tgt.shape
+    targets = torch.full((B, T, max_offset), IGNORE, dtype=torch.long, device=tgt.device)
+    doc = document_ids(batch.tokens, eos_id)[0] if batch.packed else None
     for k in range(1, min(max_offset, T) + 1):
-        n = T - k + 1  # positions t = 0..T-k, whose x_{t+k} is inside the row
-        ok = mask[:, k:].clone()
+        n = T - k + 1  # positions t = 0..T-k, whose offset-k target is inside the row
+        ok = mask[:, k - 1:].clone()
         if doc is not None:
             # Document ids count EOS tokens and never decrease, so equal ids at t and t+k-1
             # mean no EOS among x_{t+1}..x_{t+k-1}.
             ok &= doc[:, k - 1:k - 1 + n] == doc[:, :n]
-        targets[:, :n, k - 1] = tokens[:, k:].masked_fill(~ok, IGNORE)
+        targets[:, :n, k - 1] = tgt[:, k - 1:].masked_fill(~ok, IGNORE)
     return targets, targets != IGNORE
 
 
@@ -193,10 +197,6 @@ def _frozen(objective: nn.Module):
 def _states(objective, batch: Batch, eos_id: int) -> Tensor:
     with torch.no_grad():
         return objective.hidden_states(batch.inputs, batch.layout(eos_id), which="probe")
-
-
-def _rows(batch: Batch, rows: slice) -> Batch:
-    return Batch(batch.tokens[rows], batch.loss_mask[rows], batch.packed)
 
 
 def _chunks(n: int, size: int | None) -> list[slice]:
@@ -280,7 +280,7 @@ def train_probes(objective, train: Dataset, val: Dataset, settings: ProbeSetting
             counts = (targets != IGNORE).sum((0, 1))
             optimizer.zero_grad(set_to_none=True)
             for rows in _chunks(targets.size(0), s.micro_batch_size):
-                sums, _ = offset_ce(probes, _states(objective, _rows(batch, rows), eos_id), targets[rows])
+                sums, _ = offset_ce(probes, _states(objective, batch.rows(rows), eos_id), targets[rows])
                 # Divide by the whole batch's count of each offset: the gradient of probe k is
                 # that of its own mean CE, however many positions the other offsets have.
                 (sums / counts.clamp(min=1)).sum().backward()

@@ -65,7 +65,7 @@ class MethodSettings:
 
     Field types drive coercion (``int``/``float``/``bool``, ``X | None`` keeps None) and the
     schema's JSON types; ``setting(...)`` metadata gives ranges, choices and descriptions,
-    checked here as in the schema. ``name`` and ``grid`` are reserved (the run matrix's).
+    checked here as in the schema. ``name``, ``grid`` and ``tasks`` are reserved (the run matrix's).
     """
 
     def __post_init__(self):
@@ -120,7 +120,8 @@ class MethodSettings:
 
     def row_problem(self, row_len: int) -> str | None:
         """Why no training position of a ``row_len``-token row could use these settings
-        (None when some can). Checked at plan time against ``model.block_size``."""
+        (None when some can). Checked at plan time against the benchmark's training rows
+        (``model.block_size`` unless its spec's ``row_len`` says otherwise)."""
         return None
 
 
@@ -129,14 +130,17 @@ def horizon_problem(horizon: int, row_len: int) -> str | None:
     JTP's last slot, NextLat's d-th rollout step and its KL), so a row needs d+2 tokens."""
     if horizon + 2 > row_len:
         return (f"horizon {horizon} needs rows of at least {horizon + 2} tokens (x_0 and a "
-                f"target {horizon + 1} tokens ahead), but sequences are {row_len} tokens "
-                f"(model.block_size); use horizon <= {row_len - 2}")
+                f"target {horizon + 1} tokens ahead), but training rows are {row_len} tokens "
+                f"(model.block_size, or for tagged rows their inputs + 1); use horizon <= {row_len - 2}")
     return None
 
 
 class Objective(nn.Module):
     name: ClassVar[str] = "base"
     settings_cls: ClassVar[type[MethodSettings]] = MethodSettings  # this method's keys
+    # Why this method cannot train on tagged rows (input/target pairs, see data.batch.Batch);
+    # None: it can. Checked at plan time against a benchmark whose rows are tagged.
+    tagged_problem: ClassVar[str | None] = None
 
     def __init__(self, model: ModelConfig, method: dict):
         super().__init__()
@@ -217,7 +221,7 @@ def register(cls: type[Objective]) -> type[Objective]:
     if not (isinstance(settings, type) and issubclass(settings, MethodSettings) and is_dataclass(settings)
             and settings.__dataclass_params__.frozen):
         raise TypeError(f"{cls.__name__}.settings_cls must be a frozen dataclass subclassing MethodSettings")
-    reserved = {"name", "grid"} & set(settings.keys())
+    reserved = {"name", "grid", "tasks"} & set(settings.keys())
     if reserved:
         raise TypeError(f"{settings.__name__} may not define {sorted(reserved)} (reserved by the run matrix)")
     _REGISTRY[cls.name] = cls
@@ -233,6 +237,13 @@ def settings_of(name: str) -> type[MethodSettings]:
     if name not in _REGISTRY:
         raise ValueError(f"unknown method {name!r}; available: {available()}")
     return _REGISTRY[name].settings_cls
+
+
+def tagged_problem(name: str) -> str | None:
+    """Why the registered objective ``name`` cannot train on tagged rows (None: it can)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown method {name!r}; available: {available()}")
+    return _REGISTRY[name].tagged_problem
 
 
 def build_objective(model: ModelConfig | dict, method: dict) -> Objective:

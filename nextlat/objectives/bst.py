@@ -84,6 +84,8 @@ class BSTSettings(MethodSettings):
 class BST(Objective):
     name = "bst"
     settings_cls = BSTSettings
+    tagged_problem = ("BST reads one sequence both ways and predicts its own previous token from a "
+                      "suffix; tagged rows (inputs with separate targets) have no such target")
 
     def __init__(self, model: ModelConfig, method: dict):
         super().__init__(model, method)
@@ -294,6 +296,8 @@ class BST(Objective):
 
         The reference the chunked loss is tested against; O(pairs x V) memory.
         """
+        if batch.tagged:
+            raise ValueError(self.tagged_problem)
         f_all, b_all = self.encode_both(batch.tokens)
         pairs = self.pairs(batch.tokens, batch.loss_mask, subsample=False)
         logit_next, logit_prev = self.head_logits(f_all[pairs["row"], pairs["f"]], b_all[pairs["row"], pairs["b"]])
@@ -302,6 +306,8 @@ class BST(Objective):
         return pairs, ce_next, ce_prev
 
     def loss(self, batch: Batch) -> StepOutput:
+        if batch.tagged:
+            raise ValueError(self.tagged_problem)
         tokens, loss_mask = batch.tokens, batch.loss_mask  # the whole row: targets are inside it
         f_all, b_all = self.encode_both(tokens)
         pairs = self.pairs(tokens, loss_mask)

@@ -108,17 +108,19 @@ class JTP(Objective):
     def slot_data(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Slot tokens (B, T, d+1) and their masked targets (B, T, d+1).
 
-        ``tokens[:, t, k]`` = x_{t+k} (0 beyond the row), ``targets[:, t, k]`` = x_{t+k+1}
-        or IGNORE when: beyond the row, a prompt/padding target (``batch.targets``), or some
-        teacher token x_{t+1..t+k} is an EOS (cumulative along the slots). The last rule is
+        ``tokens[:, t, k]`` = the input x_{t+k} (0 beyond the inputs), ``targets[:, t, k]`` =
+        what position t+k predicts (x_{t+k+1}; for tagged rows its label y_{t+k}), or IGNORE
+        when: beyond the row, a prompt/padding target (``batch.targets``), or some teacher token x_{t+1..t+k} is an EOS (cumulative along the slots). The last rule is
         the official one and is the same as "target in another document than t" for the
         packing convention (EOS opens the next document; an EOS *target* is x_{t+k+1}, so it
         still counts as the current document); it is applied to packed and unpacked rows.
         """
         d, T = self.horizon, batch.inputs.size(1)
-        toks = F.pad(batch.tokens, (0, d), value=0).unfold(1, d + 1, 1)[:, :T].contiguous()
+        # Slot k reads the input x_{t+k}; for next-token rows that is what position t+k-1
+        # predicts (teacher forcing), for tagged rows the next input (as NextLat's rollout).
+        toks = F.pad(batch.inputs, (0, d), value=0).unfold(1, d + 1, 1)[:, :T].contiguous()
         tgts = F.pad(batch.targets, (0, d), value=IGNORE).unfold(1, d + 1, 1)[:, :T]
-        crossed = (toks == self.model_cfg.eos_id)
+        crossed = toks == self.model_cfg.eos_id
         crossed[:, :, 0] = False  # x_t opening the current document is fine
         crossed = crossed.long().cummax(dim=2).values.bool()
         return toks, tgts.masked_fill(crossed, IGNORE)

@@ -109,6 +109,21 @@ class NextLat(GPT):
             preds.append(cur)
         return preds
 
+    # --- the latent dynamics model run alone as a recurrent network (paper Figure 10) -------
+    def recurrent_logits(self, tokens: Tensor) -> Tensor:
+        """Logits (B, T, V) of p_psi run as an RNN over the inputs: the transformer encodes
+        the first token alone (h_1); from there h-hat_{t+1} = p_psi(h-hat_t, E[x_{t+1}]) for
+        each later input, and the output head reads every state out. Nothing but x_1 ever
+        enters the transformer, so its cost per token is one MLP step, whatever the length
+        (no positions, no block_size limit)."""
+        emb = self.trunk.embed(tokens)
+        state = self.trunk(tokens[:, :1])  # (B, 1, D): h_1, the only transformer call
+        states = [state]
+        for t in range(1, tokens.size(1)):
+            state = self.dynamics(state, emb[:, t:t + 1])
+            states.append(state)
+        return self.head(torch.cat(states, dim=1))
+
     def forward_terms(self, batch: Batch) -> dict:
         """Everything the loss is made of, unreduced (tests inspect single positions).
 
