@@ -3,6 +3,7 @@
 # workflow copies (`--cache` with $SNAKEMAKE_OUTPUT_CACHE set).
 
 for _name, _spec in SPECS.items():
+    _job = _spec.data_job(bench_cfg(_name))  # threads, memory and time (read at definition)
 
     rule:
         name:
@@ -18,10 +19,10 @@ for _name, _spec in SPECS.items():
             data=lambda w, b=_name: data_config(b, bench_cfg(b)),
         log:
             f"{OUT}/logs/data/{_name}/{{task}}.log",
-        threads: _spec.data_job(bench_cfg(_name)).threads
+        threads: _job.threads
         resources:
-            mem_mb=_spec.data_job(bench_cfg(_name)).mem_mb,
-            runtime=_spec.data_job(bench_cfg(_name)).runtime_min,
+            mem_mb=_job.mem_mb,
+            runtime=_job.runtime_min,
         cache: "omit-software"
         conda:
             "../envs/data.yaml"

@@ -104,7 +104,7 @@ def test_a_failed_data_job_leaves_nothing_behind(tmp_path, monkeypatch):
     out.mkdir()
     (out / "keep.txt").write_text("old")
 
-    def half_then_fail(task, data_cfg, out_dir, workers=None):
+    def half_then_fail(task, data_cfg, out_dir, workers=None, inputs=None):
         (out_dir / "graph.graphml").write_text("partial")
         (out_dir / "train").mkdir()
         raise RuntimeError("generator died")

@@ -60,8 +60,7 @@ class TokenDataset:
 
     def batch(self, idx) -> Batch:
         idx = torch.as_tensor(idx, dtype=torch.long)
-        labels = None if self.labels is None else self.labels[idx]
-        return Batch(self.tokens[idx], self.loss_mask[idx], self.packed, labels)
+        return Batch(self.tokens, self.loss_mask, self.packed, self.labels).rows(idx)
 
     @classmethod
     def from_rows(cls, rows: list[list[int]] | np.ndarray, prompt_lens, packed: bool = False,

@@ -32,8 +32,7 @@ def make_data(benchmark: str, task: str, data_cfg: dict, out_dir: str | Path, wo
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        meta = benchmarks.get(benchmark).make_data(task, data_cfg, tmp, workers,
-                                                   **({"inputs": inputs} if inputs else {}))
+        meta = benchmarks.get(benchmark).make_data(task, data_cfg, tmp, workers, inputs=inputs)
         _move_into_place(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -27,7 +27,7 @@ from . import group
 
 VOCAB_SIZE = group.ORDER + 1  # the 60 elements and one reserved id that never occurs
 EOS_ID = group.ORDER  # the models' "end of document" id: never in the data (rows are not packed)
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # one parquet file each
 _TASK = re.compile(r"^len([0-9]+)$")
 
 
@@ -106,11 +106,11 @@ def held_out_prefixes(data_cfg: dict, test: np.ndarray, length: int) -> np.ndarr
 
 def train_words(data_cfg: dict, length: int, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(train, val) uint8 words of ``length``, none beginning with a held-out test prefix."""
-    n = int(data_cfg["train_samples"])
     rng = np.random.default_rng([int(data_cfg.get("seed", 0)), 2, length])
-    words = unique_words(rng, n, length, exclude=held_out_prefixes(data_cfg, test, length))
-    k = int(round(float(data_cfg["train_fraction"]) * n))
-    return words[:k], words[k:]
+    words = unique_words(rng, int(data_cfg["train_samples"]), length,
+                         exclude=held_out_prefixes(data_cfg, test, length))
+    n_train, _ = split_sizes(data_cfg)
+    return words[:n_train], words[n_train:]
 
 
 def free_words(data_cfg: dict, length: int) -> int:
@@ -118,8 +118,9 @@ def free_words(data_cfg: dict, length: int) -> int:
     space = words_space(length)
     width = min(length, int(data_cfg["test_length"]))
     per_prefix = words_space(length - width)
-    if space - min(int(data_cfg["n_test"]), words_space(width)) * per_prefix >= int(data_cfg["train_samples"]):
-        return space - min(int(data_cfg["n_test"]), words_space(width)) * per_prefix  # enough even if all differ
+    at_least = space - min(int(data_cfg["n_test"]), words_space(width)) * per_prefix  # if every prefix differed
+    if at_least >= int(data_cfg["train_samples"]):
+        return at_least
     prefixes = held_out_prefixes(data_cfg, test_words(data_cfg), length)  # small spaces: count them exactly
     return space - len(np.unique(_row_keys(prefixes))) * per_prefix
 
@@ -150,7 +151,7 @@ def make_data(task: str, data_cfg: dict, out_dir: Path, workers: int | None = No
     out_dir.mkdir(parents=True, exist_ok=True)
     test = test_words(data_cfg)
     train, val = train_words(data_cfg, length, test)
-    for split, words in (("train", train), ("val", val), ("test", test)):
+    for split, words in zip(SPLITS, (train, val, test)):
         _write_split(out_dir / f"{split}.parquet", words)
     meta = {"task": task, "train_length": length, "test_length": int(data_cfg["test_length"]),
             "eval_length": int(data_cfg["eval_length"]), "vocab_size": VOCAB_SIZE, "eos_id": EOS_ID,

@@ -64,19 +64,19 @@ def evaluate(objective, data_dir: Path, eval_cfg: dict, seed: int, device, out_d
     # A flat record (one value or curve per key) as every benchmark's: "<mode>/<curve>",
     # "<mode>/<curve>@<length name>" and "<mode>/params_body".
     result = {"n_words": len(inputs), **{f"{k}_length": v for k, v in lengths.items()}}
-    names = list(modes(objective, eval_cfg))
-    params = body_params(objective, names)
-    for mode, fn in modes(objective, eval_cfg).items():
+    fns = modes(objective, eval_cfg)
+    params = body_params(objective, list(fns))
+    for mode, fn in fns.items():
         t0 = time.perf_counter()
         curve = curves(correct_matrix(fn, inputs, targets, int(eval_cfg.get("batch_size", 1000)), device))
+        points = at_lengths(curve, lengths)
         result.update({f"{mode}/{kind}": values for kind, values in curve.items()})
-        result.update({f"{mode}/{key}": v for key, v in at_lengths(curve, lengths).items()})
+        result.update({f"{mode}/{key}": v for key, v in points.items()})
         result[f"{mode}/params_body"] = params[mode]
         log.info("%s mode: %d words x %d positions in %.1f s; per-position accuracy %.3f at %d (train), "
                  "%.3f at %d (test), %.3f at %d", mode, len(inputs), lengths["eval"], time.perf_counter() - t0,
-                 curve["position"][lengths["train"] - 1], lengths["train"],
-                 curve["position"][lengths["test"] - 1], lengths["test"],
-                 curve["position"][-1], lengths["eval"])
+                 points["position@train"], lengths["train"], points["position@test"], lengths["test"],
+                 points["position@eval"], lengths["eval"])
     return result
 
 

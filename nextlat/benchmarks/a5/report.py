@@ -7,14 +7,13 @@ training length(s) and the test length, the dashed horizontal line chance (1/60)
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ...report.style import method_color, plt, save
-from ...report.tables import method_rank, write_table
+from ...report.tables import load_records, method_rank, write_table
 from . import group
 from .paper import PAPER_A5, PAPER_PARAMS, PAPER_TEST_LENGTH, PAPER_TRAIN_LENGTH
 
@@ -26,8 +25,7 @@ _STYLE = {True: {"transformer": "-", "rnn": "--"}, False: {"transformer": "-.", 
 def curve_frame(paths) -> pd.DataFrame:
     """One row per (run, mode): run labels, the lengths, both curves and the mode's parameters."""
     rows = []
-    for path in paths:
-        rec = json.loads(Path(path).read_text())
+    for rec in load_records(paths):
         run, m = rec["run"], rec["metrics"]
         for mode in sorted({k.split("/")[0] for k in m if "/" in k}):
             rows.append({**{k: run.get(k) for k in ("run_id", "task", "method", "horizon", "seed")}, "mode": mode,
@@ -127,21 +125,19 @@ def table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def fig10(inputs, outputs, params):
+def _records(inputs) -> pd.DataFrame:
     df = curve_frame(inputs["evals"])
     if df.empty:
         raise ValueError("no A5 evaluation records: enable benchmarks.a5 and its runs")
-    plot_fig10(df, outputs["png"], outputs["pdf"])
+    return df
+
+
+def fig10(inputs, outputs, params):
+    plot_fig10(_records(inputs), outputs["png"], outputs["pdf"])
 
 
 def table_a5(inputs, outputs, params):
-    df = curve_frame(inputs["evals"])
-    if df.empty:
-        raise ValueError("no A5 evaluation records: enable benchmarks.a5 and its runs")
-    out = table(df)
-    write_table(out, outputs["csv"], outputs["md"])
-    note = (f"\nParameters (body: embedding and output head left out): the paper quotes "
+    note = (f"Parameters (body: embedding and output head left out): the paper quotes "
             f"{PAPER_PARAMS['rnn_cell'] / 1e6:.2f}M for the RNN cell and {PAPER_PARAMS['transformer_body'] / 1e6:.2f}M "
-            "for the transformer at its Table 5 size.\n")
-    with open(outputs["md"], "a") as fh:
-        fh.write(note)
+            "for the transformer at its Table 5 size.")
+    write_table(table(_records(inputs)), outputs["csv"], outputs["md"], note=note)
