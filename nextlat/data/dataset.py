@@ -2,8 +2,10 @@
 resumable batch order.
 
 The trainer depends only on the :class:`Dataset` protocol: a length and ``batch(indices)``.
-It asks for batches by *step number* (:func:`batch_indices`), so a resumed run sees exactly
-the batches an uninterrupted run would have seen. :class:`TokenDataset` holds rows in
+It asks for batches by *step number* (:func:`step_indices`: the dataset's own seeded sampler
+``sample_indices(step, batch_size, seed)`` when it has one, else the seeded epochs of
+:func:`batch_indices`), so a resumed run sees exactly the batches an uninterrupted run would
+have seen. :class:`TokenDataset` holds rows in
 memory (the benchmarks' parquet tables, read by :func:`nextlat.data.store.read_token_table`);
 :class:`nextlat.data.shards.ShardDataset` serves packed blocks from memory-mapped shards.
 This module does not import :mod:`nextlat.data.store` (store imports it, lazily).
@@ -87,6 +89,15 @@ class TokenDataset:
         tokens[inside] = flat  # row-major fill matches the concatenation order
         supervised = (pos >= np.asarray(prompt_lens, dtype=np.int64)[:, None]) & inside
         return cls(torch.from_numpy(tokens), torch.from_numpy(supervised), packed)
+
+
+def step_indices(data, step: int, batch_size: int, seed: int) -> np.ndarray:
+    """Indices of global batch ``step`` of ``data``: the dataset's own seeded sampler if it
+    has one (``sample_indices``, e.g. random windows of a large corpus), else
+    :func:`batch_indices` (seeded epochs). Either way a pure function of (step, seed)."""
+    if hasattr(data, "sample_indices"):
+        return data.sample_indices(step, batch_size, seed)
+    return batch_indices(step, batch_size, len(data), seed)
 
 
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:

@@ -170,12 +170,16 @@ class ShardDataset:
             pos, k = end, k + 1
         return out
 
+    def _start(self, i: int) -> int:
+        """The stream offset where sample ``i`` begins."""
+        return i * self.block_size
+
     def batch(self, idx) -> Batch:
         idx = np.atleast_1d(np.asarray(idx, dtype=np.int64))
         if idx.size and (idx.min() < 0 or idx.max() >= self._len):
-            raise IndexError(f"block index out of range 0..{self._len - 1}: {idx.tolist()}")
+            raise IndexError(f"sample index out of range 0..{self._len - 1}: {idx.tolist()}")
         T = self.block_size
-        rows = np.stack([self.stream(i * T, i * T + T + 1) for i in idx.tolist()]) if idx.size \
+        rows = np.stack([self.stream(self._start(i), self._start(i) + T + 1) for i in idx.tolist()]) if idx.size \
             else np.zeros((0, T + 1), dtype=np.int64)
         tokens = torch.from_numpy(rows)
         return Batch(tokens, torch.ones_like(tokens, dtype=torch.bool), packed=True)
@@ -183,6 +187,34 @@ class ShardDataset:
     def __repr__(self) -> str:
         return (f"ShardDataset({len(self.paths)} shards, {self.n_tokens} tokens, "
                 f"{self._len} blocks of {self.block_size}+1)")
+
+
+class RandomWindows(ShardDataset):
+    """Windows of ``block_size + 1`` tokens starting at *any* token of the stream, drawn at
+    random (nanoGPT's sampling; for corpora too large to walk in epochs). Sample ``i`` is the
+    window starting at token ``i``, so ``len`` is the number of start offsets.
+
+    :meth:`sample_indices` draws a step's batch from a generator seeded by (``seed``, step):
+    the data position of a run is its step, so a run resumed from a checkpoint continues the
+    exact sequence of blocks of an uninterrupted one, with nothing else to save.
+    """
+
+    def __init__(self, shards, block_size: int, eos_id: int, vocab_size: int | None = None):
+        super().__init__(shards, block_size, eos_id, vocab_size)
+        self._len = self.n_tokens - self.block_size  # start offsets of whole windows
+
+    def fingerprint(self) -> str:
+        return "random-windows:" + super().fingerprint()
+
+    def sample_indices(self, step: int, batch_size: int, seed: int) -> np.ndarray:
+        return np.random.default_rng([int(seed), int(step)]).integers(0, self._len, size=batch_size)
+
+    def _start(self, i: int) -> int:
+        return i  # sample i is the window starting at token i
+
+    def __repr__(self) -> str:
+        return (f"RandomWindows({len(self.paths)} shards, {self.n_tokens} tokens, "
+                f"{self._len} windows of {self.block_size}+1)")
 
 
 def write_stream(out_dir: str | Path, chunks: Iterable, shard_tokens: int, vocab_size: int | None = None,

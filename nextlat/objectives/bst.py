@@ -61,7 +61,7 @@ class BSTSettings(MethodSettings):
     max_gap: int | None = setting(None, description=(
         "BST: largest gap (exclusive); null = whole document."))  # negative: also whole document
     subsample_rate: float = setting(1.0, exclusive_minimum=0, maximum=1, description=(
-        "BST: fraction of non-EOS pairs kept (paper: 0.1 on FineWeb)."))
+        "BST: fraction of non-EOS pairs kept (paper: 0.1 for language-model pretraining)."))
     pair_batch_size: int = setting(4096, minimum=1, description="BST: pairs per checkpointed head chunk.")
     single_gap_mode: str = setting("eos", enum=["eos"])
     subsample_seed: int | None = setting(None, minimum=0)  # None: drawn from the run's RNG

@@ -1,7 +1,8 @@
 """One training run with Lightning Fabric: resumable, device-count independent.
 
 The maths of a step depends only on the config, never on ``runtime``: step ``s`` uses the
-global batch :func:`batch_indices` ``(s, batch_size, N, seed)``; each rank takes a contiguous
+global batch :func:`step_indices` ``(data, s, batch_size, seed)`` (seeded epochs, or the
+dataset's own seeded sampler); each rank takes a contiguous
 shard, splits it into micro-batches and accumulates gradients, with losses scaled so the
 final gradient is that of the mean micro-batch loss over the whole global batch (DDP
 averages over ranks, we average over a rank's micro-batches). Resuming restores model,
@@ -23,7 +24,7 @@ from lightning.fabric import Fabric
 from lightning.fabric.loggers import CSVLogger
 from tqdm.auto import tqdm
 
-from ..data.dataset import Dataset, batch_indices
+from ..data.dataset import Dataset, batch_indices, step_indices
 from ..io import write_text
 from ..objectives import build_objective
 from .checkpoint import (CheckpointError, CheckpointMismatchError, check_identity, config_fingerprint,
@@ -207,7 +208,7 @@ def train_run(cfg: dict, train_data: Dataset, val_data: Dataset, out_dir: str | 
     while step < total_steps and (stop_after is None or steps_now < stop_after):
         model.train()
         lr = optimizer.param_groups[0]["lr"]
-        stats = run_batch(train_data, batch_indices(step, global_bs, len(train_data), seed), train_mode=True)
+        stats = run_batch(train_data, step_indices(train_data, step, global_bs, seed), train_mode=True)
         if train.get("grad_clip"):
             stats["grad_norm"] = fabric.clip_gradients(model, optimizer, max_norm=float(train["grad_clip"]))
         optimizer.step()

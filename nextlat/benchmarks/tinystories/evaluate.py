@@ -7,33 +7,16 @@ seed, and decoded with the corpus's tokenizer. The probes are their own stage (`
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 
 from ...decoding import generate
+from ...evaluation.heldout import heldout_loss
 from ...io import write_json
-from ...objectives.base import IGNORE, Objective, token_ce
-from ...progress import progress
+from ...objectives.base import Objective
 from . import tokenizer as bpe
 from .data import load_split
-
-
-@torch.no_grad()
-def heldout_loss(objective: Objective, val, n_blocks: int | None, batch_size: int, device) -> dict:
-    eos = objective.model_cfg.eos_id
-    n = len(val) if n_blocks is None else min(n_blocks, len(val))
-    total = count = 0.0
-    starts = range(0, n, batch_size)
-    for s in progress(starts, len(starts), "held-out loss"):
-        batch = val.batch(list(range(s, min(s + batch_size, n)))).to(device)
-        logits = objective.logits(batch.inputs, batch.layout(eos))
-        k = int((batch.targets != IGNORE).sum())
-        total += float(token_ce(logits, batch.targets)) * k
-        count += k
-    ce = total / max(count, 1)
-    return {"val_ce": ce, "val_ppl": math.exp(min(ce, 50.0)), "val_tokens": int(count), "val_blocks": n}
 
 
 def sample_stories(objective: Objective, tokenizer_file, cfg: dict, seed: int, device) -> list[str]:

@@ -1,0 +1,76 @@
+"""What the paper reports for FineWeb-Edu language modelling: Table 2 (repeated as Table 6 in
+the appendix), and the one definition of its columns that the report reads our records through.
+
+The paper's models have 1.3B parameters and train on 100B FineWeb-Edu tokens (GPT-2
+tokenizer, sequence length 1024). Perplexities: lower is better; accuracies: percent, higher
+is better; ``avg`` is the mean of the eight accuracy columns LAMB .. SciQ.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PAPER_SCALE = {"params": "1.3B", "tokens": "100B", "tokenizer": "GPT-2", "seq_len": 1024}
+
+# Headline metric per task. The paper does not say which harness metric it prints, so we fix
+# one rule, the common lm-eval reporting convention: the length-normalised accuracy
+# (acc_norm) for PIQA, HellaSwag, ARC-Easy and ARC-Challenge, whose answer options differ in
+# length; plain accuracy (acc) for LAMBADA and WinoGrande (the harness reports no acc_norm)
+# and for SIQA and SciQ. The other metric is still listed in Table 6.
+HEADLINE_RULE = ("acc_norm (length-normalised) for PIQA, HellaSwag, ARC-e and ARC-c; "
+                 "acc for LAMBADA, WinoGrande, SIQA and SciQ")
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str   # the paper's column header
+    task: str    # evaluation task (the prefix of its metric keys in eval.json)
+    metric: str  # flat metric key in eval.json
+    kind: str    # "ppl" (shown as is, lower is better) or "acc" (a fraction, shown in percent)
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("FW-Edu ppl", "fineweb", "fineweb_ppl", "ppl"),
+    Column("Wiki ppl", "wikitext", "wikitext_word_ppl", "ppl"),  # the harness's word perplexity
+    Column("LAMB ppl", "lambada", "lambada_ppl", "ppl"),
+    Column("LAMB", "lambada", "lambada_acc", "acc"),
+    Column("PIQA", "piqa", "piqa_acc_norm", "acc"),
+    Column("HellaS", "hellaswag", "hellaswag_acc_norm", "acc"),
+    Column("Wino", "winogrande", "winogrande_acc", "acc"),
+    Column("ARC-e", "arc_easy", "arc_easy_acc_norm", "acc"),
+    Column("ARC-c", "arc_challenge", "arc_challenge_acc_norm", "acc"),
+    Column("SIQA", "siqa", "siqa_acc", "acc"),
+    Column("SciQ", "sciq", "sciq_acc", "acc"),
+)
+ACC_COLUMNS = tuple(c for c in COLUMNS if c.kind == "acc")
+AVG = "avg"
+
+# Every task the evaluation may run, in the paper's column order (Table 6 lists them so).
+TASKS = tuple(dict.fromkeys(c.task for c in COLUMNS))
+
+# (method, horizon) -> the row's numbers in COLUMNS order, then avg. Rows in the paper's order.
+_ROWS = {
+    ("gpt", None):    (10.52, 17.93, 20.26, 42.07, 73.45, 58.79, 60.46, 68.18, 39.16, 42.32, 86.10, 58.82),
+    ("jtp", 1):       (11.08, 19.28, 21.88, 41.35, 74.92, 57.43, 58.64, 68.73, 39.25, 42.99, 87.30, 58.83),
+    ("jtp", 2):       (11.18, 19.60, 22.11, 41.37, 73.34, 56.84, 59.98, 68.86, 38.57, 43.35, 86.70, 58.63),
+    ("jtp", 4):       (11.29, 20.45, 20.65, 41.90, 73.45, 56.58, 57.70, 69.73, 39.68, 42.53, 88.50, 58.76),
+    ("mtp", 1):       (10.90, 18.82, 20.23, 41.26, 74.32, 58.05, 60.54, 68.52, 38.91, 42.84, 85.40, 58.76),
+    ("mtp", 2):       (11.00, 18.61, 18.34, 43.43, 72.80, 57.92, 59.35, 68.35, 39.08, 41.97, 86.60, 58.69),
+    ("mtp", 4):       (11.10, 18.97, 22.75, 40.69, 73.72, 57.39, 58.33, 70.20, 39.51, 42.12, 85.90, 58.48),
+    ("nextlat", 1):   (10.83, 18.39, 19.77, 41.08, 73.07, 58.35, 59.27, 69.65, 39.68, 43.24, 86.00, 58.79),
+    ("nextlat", 2):   (10.88, 18.44, 17.83, 43.86, 73.61, 57.79, 59.20, 69.74, 40.10, 41.91, 87.50, 59.21),
+}
+# The printed avg is the mean of the eight accuracies to 0.01 in every row but MTP d=1, whose
+# eight accuracies average 58.73 against a printed 58.76: kept as printed (a slip in the paper's
+# row, we cannot tell which cell); tests pin that this is the only such row.
+PAPER_ORDER: tuple[tuple[str, int | None], ...] = tuple(_ROWS)
+# (method, horizon) -> {column label: value}, the avg under AVG.
+PAPER_TABLE2: dict[tuple[str, int | None], dict[str, float]] = {
+    key: dict(zip([c.label for c in COLUMNS] + [AVG], values)) for key, values in _ROWS.items()}
+
+
+def paper_value(method: str, horizon, metric: str) -> float | None:
+    """The paper's number for one of our metric keys (percent for accuracies), or None where
+    the paper prints none (a non-headline metric, or a model it did not train)."""
+    row = PAPER_TABLE2.get((method, horizon))
+    column = next((c for c in COLUMNS if c.metric == metric), None)
+    return None if row is None or column is None else row[column.label]
