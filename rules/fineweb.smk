@@ -43,7 +43,7 @@ use rule benchmark_stage as fineweb_tokenize with:
         stage="tokenize:tokenize_job",
         job=lambda w: int(w.job),
         jobs=FW["tokenize"]["jobs"],
-        threads=FW_JOB.threads,
+        threads=lambda w, threads: threads,  # what Snakemake gives the job (may be below the request)
         tokenize=lambda w: {k: v for k, v in FW["tokenize"].items() if k not in ("resources", "jobs")},
     log:
         f"{OUT}/logs/data/fineweb/tokenize-{{job}}.log",

