@@ -437,7 +437,13 @@ def _tinystories_stories(ctx, inputs, outputs, params):
              "meta": ctx["data_dir"] / "meta.json"}, outputs, params)
 
 
+def _fineweb_val_loss(built, inputs, outputs, params):
+    """The figure reads each run's metrics.csv from beside its model (the rule's `models`)."""
+    return {**inputs, "models": [built["model"]]}, outputs, params
+
+
 REPORT_IO = {("manhattan", "table1"): _manhattan_table1, ("manhattan", "fig3"): _manhattan_fig3,
+             ("fineweb", "fig_val_loss"): _fineweb_val_loss,
              **{("tinystories", f): _tinystories_figure for f in ("fig8", "fig16", "fig12", "fig13", "fig14")},
              ("tinystories", "stories"): _tinystories_stories}
 REPORTS = [pytest.param(n, t, id=f"{n}-{t}") for n in BENCHMARKS for t in benchmarks.get(n).reports]

@@ -25,6 +25,7 @@ GROUP_KEYS = ["benchmark", "task", "method", "horizon"]  # a "setting"; seeds va
 
 # Display order of methods; methods not listed follow alphabetically.
 METHOD_ORDER = ["gpt", "mtp", "jtp", "bst", "nextlat"]
+METHOD_NAMES = {"gpt": "GPT", "mtp": "MTP", "jtp": "JTP", "bst": "BST", "nextlat": "NextLat"}
 # Methods run at a prediction horizon d (the paper sets d per benchmark).
 HORIZON_METHODS = ("mtp", "jtp", "nextlat")
 
@@ -67,6 +68,11 @@ def summarize(df: pd.DataFrame, metric: str, by: Sequence[str] = GROUP_KEYS) -> 
 def method_label(method: str, horizon) -> str:
     """'nextlat', 3 -> 'nextlat d=3'; horizon None/NA -> just the method name."""
     return method if horizon is None or pd.isna(horizon) else f"{method} d={int(horizon)}"
+
+
+def paper_name(method: str) -> str:
+    """The method as the paper writes it: 'GPT', 'NextLat'; unknown methods upper-cased."""
+    return METHOD_NAMES.get(method, method.upper())
 
 
 def method_rank(method: str) -> tuple[int, str]:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ...report.style import method_color, plt, save
-from ...report.tables import load_records, method_rank, write_table
+from ...report.tables import load_records, method_rank, paper_name, write_table
 from . import group
 from .paper import PAPER_A5, PAPER_PARAMS, PAPER_TEST_LENGTH, PAPER_TRAIN_LENGTH
 
@@ -36,7 +36,7 @@ def curve_frame(paths) -> pd.DataFrame:
 
 
 def _label(method: str, horizon, mode: str, train_length: int) -> str:
-    name = {"gpt": "GPT", "nextlat": "NextLat"}.get(method, method.upper())
+    name = paper_name(method)
     if horizon is not None and not pd.isna(horizon) and not (method == "nextlat" and int(horizon) == 1):
         name = f"{name} d={int(horizon)}"
     what = "dynamics model as RNN" if mode == "rnn" else "transformer"

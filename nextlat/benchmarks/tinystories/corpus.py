@@ -20,6 +20,7 @@ import logging
 import time
 from pathlib import Path
 
+from ...data.text_files import file_kind
 from ...io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,7 @@ def _from_files(cfg: dict, split: str):
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"benchmarks.tinystories.corpus.files.{split}: {missing[0]} does not exist")
-    kinds = {_kind(f) for f in files}
-    if len(kinds) != 1:
-        raise ValueError(f"benchmarks.tinystories.corpus.files.{split} mixes file kinds {sorted(kinds)}")
-    kind = kinds.pop()
+    kind = file_kind(files, f"benchmarks.tinystories.corpus.files.{split}")
     if kind == "text":  # streamed line by line: the TinyStories dumps are ~2 GB single files
         import pyarrow as pa
 
@@ -84,14 +82,6 @@ def _txt_stories(files: list[str], separator: str):
                     lines.append(line)
         if lines:
             yield "".join(lines)
-
-
-def _kind(path: str) -> str:
-    suffix = "".join(Path(path).suffixes[-2:]) if path.endswith(".gz") else Path(path).suffix
-    kinds = {".txt": "text", ".jsonl": "json", ".json": "json", ".jsonl.gz": "json", ".parquet": "parquet"}
-    if suffix not in kinds:
-        raise ValueError(f"{path}: unsupported story file (use .txt, .jsonl, .json or .parquet)")
-    return kinds[suffix]
 
 
 def _synthetic(cfg: dict, split: str):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import statistics
-from types import SimpleNamespace as NS
 
 import numpy as np
 import pandas as pd
@@ -62,9 +61,9 @@ def evals(tmp_path):
 
 
 def run_table(fn, evals, tmp_path):
-    out = NS(csv=tmp_path / "t.csv", md=tmp_path / "t.md")
-    fn(NS(evals=evals), out, NS())
-    return pd.read_csv(out.csv), out.md.read_text()
+    out = {"csv": tmp_path / "t.csv", "md": tmp_path / "t.md"}
+    fn({"evals": evals}, out, {})
+    return pd.read_csv(out["csv"]), out["md"].read_text()
 
 
 def md_rows(md: str) -> dict[str, dict[str, str]]:
@@ -204,18 +203,18 @@ def test_val_loss_figure_plots_the_seed_mean_of_val_ce(tmp_path, monkeypatch):
         return real_save(fig, png, pdf)
 
     monkeypatch.setattr(report, "save", spy)
-    out = NS(png=tmp_path / "f.png", pdf=tmp_path / "f.pdf")
+    out = {"png": tmp_path / "f.png", "pdf": tmp_path / "f.pdf"}
     metrics = [p.with_name("metrics.csv") for p in evals]
-    report.fig_val_loss(NS(evals=evals, metrics=metrics), out, NS(tokens_per_step=4096))
-    assert out.png.stat().st_size > 5_000 and out.pdf.stat().st_size > 0
+    models = [p.with_name("model.pt") for p in evals]
+    report.fig_val_loss({"evals": evals, "models": models}, out, {"tokens_per_step": 4096})
+    assert out["png"].stat().st_size > 5_000 and out["pdf"].stat().st_size > 0
     steps, ys = drawn["NextLat d=2 [2 seeds]"]
     assert steps == [2, 4, 6] and ys == pytest.approx([6.1, 4.9, 4.0])  # val/ce, not val/loss
     assert drawn["GPT [1 seed]"][1] == pytest.approx([6.0, 5.0, 4.0])
     assert drawn["top"] == ["tokens seen (millions)"]
     # the workflow's rule names the models; metrics.csv is read from beside them
-    models = [p.with_name("model.pt") for p in evals]
     assert report.metrics_files({"evals": evals, "models": models}) == metrics
-    report.fig_val_loss({"evals": evals, "models": models}, {"png": out.png, "pdf": out.pdf}, {})
+    report.fig_val_loss({"evals": evals, "models": models}, out, {})
     assert len(drawn["NextLat d=2 [2 seeds]"][1]) == 3
 
 
@@ -223,7 +222,8 @@ def test_val_loss_needs_files_of_known_runs(tmp_path, evals):
     stray = tmp_path / "runs" / "elsewhere" / "metrics.csv"
     write_text(stray, "lr,step,val/ce\n,2,4.0\n")
     with pytest.raises(ValueError, match="elsewhere"):
-        report.fig_val_loss(NS(evals=evals, metrics=[stray]), NS(png=tmp_path / "f.png", pdf=tmp_path / "f.pdf"), NS())
+        report.fig_val_loss({"evals": evals, "models": [stray.with_name("model.pt")]},
+                            {"png": tmp_path / "f.png", "pdf": tmp_path / "f.pdf"}, {})
 
 
 def test_tasks_not_asked_for_are_told_apart_from_missing_ones(tmp_path):
