@@ -21,6 +21,7 @@ include: "rules/train.smk"
 include: "rules/eval.smk"
 include: "rules/probe.smk"
 include: "rules/stages.smk"
+include: "rules/speculative.smk"
 
 
 for _benchmark in ENABLED:  # a benchmark's own rules: report targets and extra stages

@@ -103,3 +103,64 @@ use rule benchmark_report as fig_val_loss with:
 ALL_TARGETS.extend(rules.table2.output)
 ALL_TARGETS.extend(rules.table6.output)
 ALL_TARGETS.extend(rules.fig_val_loss.output)
+
+
+# Tables 3 and 7 and the draft-length figure: self-speculative decoding of the NextLat, MTP and
+# JTP runs (rules/speculative.smk) on the prompts of prompts.py's four domains (built by `all`
+# unless speculative.enabled is false).
+
+use rule benchmark_stage as fineweb_prompts with:
+    output:
+        prompts=f"{FW_DIR}/speculative/prompts.json",
+    input:
+        code=code(slice_module("fineweb", "prompts")),
+    params:
+        benchmark="fineweb",
+        stage="prompts:make_prompts",
+        prompts=lambda w: FW["speculative"]["prompts"],
+    log:
+        f"{OUT}/logs/speculative/fineweb/prompts.log",
+    cache: "omit-software"
+
+
+use rule benchmark_report as table3 with:
+    output:
+        csv=report(f"{OUT}/tables/table3.csv", caption="report/table3.rst",
+                   category="Tables 3 and 7: self-speculative decoding"),
+        md=f"{OUT}/tables/table3.md",
+    input:
+        records=lambda w: speculative_of("fineweb"),
+        prompts=f"{FW_DIR}/speculative/prompts.json",
+        code=code(slice_module("fineweb", "decoding_report")),
+    params:
+        benchmark="fineweb",
+        stage="decoding_report:table3",
+    log:
+        f"{OUT}/logs/table3.log",
+
+use rule table3 as table7 with:
+    output:
+        csv=report(f"{OUT}/tables/table7.csv", caption="report/table7.rst",
+                   category="Tables 3 and 7: self-speculative decoding"),
+        md=f"{OUT}/tables/table7.md",
+    params:
+        benchmark="fineweb",
+        stage="decoding_report:table7",
+    log:
+        f"{OUT}/logs/table7.log",
+
+use rule table3 as fig_draft_length with:
+    output:
+        png=report(f"{OUT}/figures/draft_length_fineweb.png", caption="report/fig_draft_length.rst",
+                   category="Tables 3 and 7: self-speculative decoding"),
+        pdf=f"{OUT}/figures/draft_length_fineweb.pdf",
+    params:
+        benchmark="fineweb",
+        stage="decoding_report:fig_draft_length",
+    log:
+        f"{OUT}/logs/fig_draft_length.log",
+
+if "fineweb" in SPECULATIVE:
+    ALL_TARGETS.extend(rules.table3.output)
+    ALL_TARGETS.extend(rules.table7.output)
+    ALL_TARGETS.extend(rules.fig_draft_length.output)

@@ -36,6 +36,7 @@ from nextlat.stages.call import call_stage
 from nextlat.stages.data import data_config, make_data
 from nextlat.stages.evaluate import evaluate
 from nextlat.stages.probe import probe
+from nextlat.stages.speculative import speculative
 from nextlat.stages.train import load_train_data, train
 
 from _tokens import EOS, V, model_cfg, rand_tokens
@@ -442,8 +443,26 @@ def _fineweb_val_loss(built, inputs, outputs, params):
     return {**inputs, "models": [built["model"]]}, outputs, params
 
 
+def _fineweb_speculative(built, inputs, outputs, params):
+    """The prompts stage, then the speculative stage on the smoke matrix's NextLat run (trained
+    two steps on the built data), as the fineweb_prompts and speculative rules run them."""
+    tmp = built["tmp"] / "speculative"
+    record, prompts_json = tmp / "speculative.json", tmp / "prompts.json"
+    if not record.exists():
+        spec = built["bench"]["speculative"]
+        call_stage("fineweb", "prompts:make_prompts", {}, {"prompts": prompts_json}, {"prompts": spec["prompts"]})
+        run = next(r for r in smoke()[1].values() if r.benchmark == "fineweb" and r.method == "nextlat")
+        cfg = copy.deepcopy(run.config)
+        cfg["train"].update(steps=2, eval_every=2, ckpt_every=2, log_every=1)
+        cfg["runtime"].update(accelerator="cpu", devices=1, progress=False)
+        model = train(cfg, built["data_dir"], tmp / run.run_id)
+        speculative(cfg, model, prompts_json, built["data_dir"], spec["decoding"], record, device="cpu")
+    return {"records": [record], "prompts": prompts_json}, outputs, params
+
+
 REPORT_IO = {("manhattan", "table1"): _manhattan_table1, ("manhattan", "fig3"): _manhattan_fig3,
              ("fineweb", "fig_val_loss"): _fineweb_val_loss,
+             **{("fineweb", t): _fineweb_speculative for t in ("table3", "table7", "fig_draft_length")},
              **{("tinystories", f): _tinystories_figure for f in ("fig8", "fig16", "fig12", "fig13", "fig14")},
              ("tinystories", "stories"): _tinystories_stories}
 REPORTS = [pytest.param(n, t, id=f"{n}-{t}") for n in BENCHMARKS for t in benchmarks.get(n).reports]

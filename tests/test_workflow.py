@@ -50,7 +50,8 @@ def workdir(tmp_path_factory):
 def test_smoke_run_builds_figure_and_table(workdir):
     for rel in (FIG, "results/smoke/figures/fig6_pathstar.pdf", "results/smoke/tables/fig6_pathstar.csv",
                 "results/smoke/tables/fig6_pathstar.md", "results/smoke/tables/fig4_countdown.md",
-                "results/smoke/figures/fig5_countdown_validity.png"):
+                "results/smoke/figures/fig5_countdown_validity.png", "results/smoke/tables/table3.md",
+                "results/smoke/tables/table7.csv", "results/smoke/figures/draft_length_fineweb.png"):
         assert (workdir / rel).stat().st_size > 0, rel
     run_dir = workdir / "results/smoke/pathstar/runs/g2x4_nextlat-d2_s0"
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -208,6 +209,7 @@ def plan_for_methods(workdir, methods: set[str]) -> dict[str, list[str]]:
     targets of every benchmark that has such a run (they read all its evals)."""
     from nextlat import benchmarks
     from nextlat.config import load
+    from nextlat.decoding.drafters import SELF_DRAFTING
     from nextlat.runs import expand_runs
 
     cfg = load(workdir / "config.yaml", "smoke")
@@ -220,6 +222,11 @@ def plan_for_methods(workdir, methods: set[str]) -> dict[str, list[str]]:
     probed = [r for r in runs if benchmarks.get(r.benchmark).probes]  # the generic probe rule
     if probed:
         jobs["probe"] = sorted(f"benchmark={r.benchmark}, run={r.run_id}" for r in probed)
+    # the generic speculative rule: runs that draft for themselves, of benchmarks with `speculative:` on
+    drafting = [r for r in runs if r.method in SELF_DRAFTING
+                and cfg["benchmarks"][r.benchmark].get("speculative", {}).get("enabled", False)]
+    if drafting:
+        jobs["speculative"] = sorted(f"benchmark={r.benchmark}, run={r.run_id}" for r in drafting)
     first_seed = cfg["benchmarks"]["manhattan"]["seeds"][0]
     recon = sorted(f"kind=runs, name={r.run_id}" for r in runs if r.benchmark == "manhattan" and r.seed == first_seed)
     if recon:
@@ -287,6 +294,9 @@ def test_every_stage_logs_what_it_read_and_wrote(workdir):
     eval_log = (logs / "eval/manhattan/rw_gpt_s0.log").read_text()
     assert "evaluating" in eval_log and "valid trajectories: done" in eval_log and "wrote" in eval_log
     assert "reading" in (logs / "fig6.log").read_text()
+    spec_log = (logs / "speculative/fineweb/fw_nextlat-d2_s0.log").read_text()
+    assert "speculative decoding of fw_nextlat-d2_s0" in spec_log and "wrote" in spec_log
+    assert "Greedy check" in (workdir / "results/smoke/tables/table3.md").read_text()
 
 
 def test_changed_data_retrains_from_scratch_and_says_why(tmp_path):

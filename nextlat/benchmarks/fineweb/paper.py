@@ -74,3 +74,26 @@ def paper_value(method: str, horizon, metric: str) -> float | None:
     row = PAPER_TABLE2.get((method, horizon))
     column = next((c for c in COLUMNS if c.metric == metric), None)
     return None if row is None or column is None else row[column.label]
+
+
+# --- Tables 3 and 7: self-speculative decoding -------------------------------------------------
+# 1024 prompts x 512 tokens per domain, 512 new tokens, speculative sampling with top_k = 1. Each
+# cell: (wall-clock speed-up over plain decoding, accepted draft tokens per step excluding the
+# target's own next token). NextLat: the best draft length of 2..10 (the paper's gamma, which
+# counts the target's token: our gamma + 1); MTP and JTP draft their d extra tokens. Table 7
+# (appendix) prints the same numbers.
+SPEC_DOMAINS = ("wikipedia", "books", "code", "math")
+DOMAIN_LABELS = {"wikipedia": "Wikipedia", "books": "Books", "code": "Code", "math": "Math"}
+_SPEC_ROWS = {
+    ("jtp", 1):     ((1.46, 0.96), (1.47, 0.97), (1.47, 0.98), (1.46, 0.97)),
+    ("jtp", 2):     ((1.88, 1.84), (1.90, 1.89), (1.88, 1.85), (1.89, 1.86)),
+    ("jtp", 4):     ((2.58, 3.32), (2.62, 3.43), (2.61, 3.43), (2.42, 3.02)),
+    ("mtp", 1):     ((1.38, 0.91), (1.39, 0.95), (1.40, 0.97), (1.39, 0.95)),
+    ("mtp", 2):     ((1.68, 1.72), (1.72, 1.83), (1.75, 1.91), (1.72, 1.84)),
+    ("mtp", 4):     ((2.10, 3.04), (2.25, 3.44), (2.32, 3.68), (2.25, 3.46)),
+    ("nextlat", 1): ((2.68, 3.52), (2.72, 3.64), (2.29, 2.66), (2.30, 2.72)),
+    ("nextlat", 2): ((3.21, 4.59), (3.32, 4.86), (2.38, 2.83), (2.87, 3.94)),
+}
+# (method, horizon) -> {domain: (speed-up, accepted tokens per step)}, in the paper's row order
+PAPER_TABLE3: dict[tuple[str, int], dict[str, tuple[float, float]]] = {
+    key: dict(zip(SPEC_DOMAINS, cells)) for key, cells in _SPEC_ROWS.items()}

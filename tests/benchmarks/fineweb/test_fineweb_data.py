@@ -501,8 +501,11 @@ def test_plan_time_checks_file_kinds_and_the_data_packages(tmp_path, monkeypatch
         _plan(corpus={"source": "files", "files": {"paths": [str(a)]}})
     with pytest.raises(ConfigError, match=r"benchmarks\.fineweb\.eval\.harness\.source: local"):
         _plan(corpus={"source": "files", "files": {"paths": [str(a)]}}, tokenize={"decontaminate": False})
+    with pytest.raises(ConfigError, match=r"benchmarks\.fineweb\.speculative\.prompts\.source: offline"):
+        _plan(corpus={"source": "files", "files": {"paths": [str(a)]}}, tokenize={"decontaminate": False},
+              eval={"harness": {"source": "hub"}})
     assert _plan(corpus={"source": "files", "files": {"paths": [str(a)]}}, tokenize={"decontaminate": False},
-                 eval={"harness": {"source": "hub"}})
+                 eval={"harness": {"source": "hub"}}, speculative={"prompts": {"source": "hub"}})
 
 
 def test_only_the_chosen_sources_settings_define_the_data():
