@@ -34,10 +34,11 @@ class _SelfDrafter:
     speculative sampling exact; a shortlist only lowers acceptance where the target's token
     is missing from it."""
 
-    max_draft: int | None = None
+    limited: bool = False  # drafts at most the model's horizon d (MTP heads, JTP slots)
 
     def __init__(self, model, vocab: Tensor | None = None):
         self.model = model
+        self.max_draft = model.horizon if self.limited else None
         self.vocab = None if vocab is None else torch.as_tensor(vocab, dtype=torch.long)
         weight = model.head.weight
         if self.vocab is not None:
@@ -81,9 +82,7 @@ class NextLatDrafter(_SelfDrafter):
 class MTPDrafter(_SelfDrafter):
     """Drafts with the extra heads 1..d at the anchor (at most d tokens)."""
 
-    def __init__(self, model, vocab: Tensor | None = None):
-        super().__init__(model, vocab)
-        self.max_draft = model.horizon
+    limited = True
 
     @torch.no_grad()
     def observe(self, target, tokens: Tensor, cache) -> Tensor:
@@ -103,9 +102,7 @@ class MTPDrafter(_SelfDrafter):
 class JTPDrafter(_SelfDrafter):
     """Drafts with the Fetch module's slots 1..d at the anchor (at most d tokens)."""
 
-    def __init__(self, model, vocab: Tensor | None = None):
-        super().__init__(model, vocab)
-        self.max_draft = model.horizon
+    limited = True
 
     @torch.no_grad()
     def observe(self, target, tokens: Tensor, cache) -> Tensor:

@@ -161,13 +161,21 @@ def _notes(inputs: dict, records: list[dict], df: pd.DataFrame, labels: dict[str
     return "\n\n".join(lines)
 
 
+def _frame_of(inputs: dict) -> tuple[list[dict], pd.DataFrame]:
+    records = load_records(inputs["records"])
+    return records, speculative_frame(records)
+
+
+def _write_csv(long: pd.DataFrame, path) -> pd.DataFrame:
+    with atomic_path(path) as tmp:
+        long.to_csv(tmp, index=False)
+    return long
+
+
 def summary_table(inputs: dict, outputs: dict, paper: Paper, labels: dict[str, str], paper_setting: str = "") -> None:
     """``outputs["csv"]`` (long: model, policy, domain) and ``outputs["md"]`` (domains as columns)."""
-    records = load_records(inputs["records"])
-    df = speculative_frame(records)
-    long = summary_frame(df, paper, labels)
-    with atomic_path(outputs["csv"]) as tmp:
-        long.to_csv(tmp, index=False)
+    records, df = _frame_of(inputs)
+    long = _write_csv(summary_frame(df, paper, labels), outputs["csv"])
     md = _pivot_md(long, ["model", "policy"], labels, {"drafted/step": "drafted"})
     write_text(outputs["md"], md + "\n\n" + _notes(inputs, records, df, labels, paper_setting) + "\n")
 
@@ -207,11 +215,8 @@ def full_frame(df: pd.DataFrame, paper: Paper, labels: dict[str, str]) -> pd.Dat
 
 
 def full_table(inputs: dict, outputs: dict, paper: Paper, labels: dict[str, str], paper_setting: str = "") -> None:
-    records = load_records(inputs["records"])
-    df = speculative_frame(records)
-    long = full_frame(df, paper, labels)
-    with atomic_path(outputs["csv"]) as tmp:
-        long.to_csv(tmp, index=False)
+    records, df = _frame_of(inputs)
+    long = _write_csv(full_frame(df, paper, labels), outputs["csv"])
     md = _pivot_md(long, ["model", "setting"], labels, {"drafted/step": "drafted"})
     rates = long[long["acceptance_by_position"] != ""][["model", "setting", "acceptance_by_position"]]
     write_text(outputs["md"], md + "\n\nAcceptance rate by draft position k = 1, 2, ... (accepted / checked, "
