@@ -79,6 +79,7 @@ def main() -> None:
     ap.add_argument("--gammas", default="1,2,4,6,9")
     ap.add_argument("--thresholds", default="0.1,0.3", help="adaptive policies ('' for none)")
     ap.add_argument("--draft-vocab", default="0,4096", help="drafter vocabularies to compare (0 = all)")
+    ap.add_argument("--temperature", type=float, default=0.0, help="0: greedy (the paper's top_k = 1)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -100,7 +101,7 @@ def main() -> None:
         from nextlat import benchmarks
 
         train, _ = benchmarks.get("fineweb").load_train(Path(args.data))
-    decoding = {"new_tokens": args.new_tokens, "temperature": 0.0,
+    decoding = {"new_tokens": args.new_tokens, "temperature": args.temperature,
                 "gammas": [int(g) for g in args.gammas.split(",")],
                 "adaptive": {"thresholds": [float(t) for t in args.thresholds.split(",") if t],
                              "max_gamma": max(int(g) for g in args.gammas.split(","))},
@@ -117,14 +118,17 @@ def main() -> None:
             results.append({"run": name, "method": model.name, "horizon": model.settings.horizon,
                             "draft_vocab": k or model.model_cfg.vocab_size, "vocab_arg": k,
                             "cost_ratio": cost_ratio(model, vocab, first_prompt), "best": best, "settings": rows,
+                            "distinct_fraction": sum(d["ar"]["distinct_fraction"] for d in domains.values())
+                            / len(domains),
                             "plain_tokens_per_s": sum(d["ar"]["tokens"] for d in domains.values())
                             / sum(d["ar"]["seconds"] for d in domains.values())})
             r = results[-1]
             print(f"{name:20s} vocab {r['draft_vocab']:>6d}  c={r['cost_ratio']:.2f}  plain "
-                  f"{r['plain_tokens_per_s']:.0f} tok/s  best {best['name']}: {best['speedup']:.2f}x, "
+                  f"{r['plain_tokens_per_s']:.0f} tok/s  distinct {r['distinct_fraction']:.2f}  best {best['name']}: {best['speedup']:.2f}x, "
                   f"{best['accepted_per_step']:.2f} accepted/step", flush=True)
 
-    print(f"\n{len(prompts)} domains x {args.n_prompts} prompts x {args.new_tokens} new tokens, greedy, "
+    print(f"\n{len(prompts)} domains x {args.n_prompts} prompts x {args.new_tokens} new tokens, "
+          f"temperature {args.temperature}, "
           f"{args.threads} thread(s), {time.perf_counter() - start:.0f} s\n")
     names = list(dict.fromkeys(s["name"] for r in results for s in r["settings"]))
     print("| run | draft vocab | c | " + " | ".join(names) + " |")

@@ -76,7 +76,7 @@ def measure(model, prompts: dict[str, list[list[int]]], decoding: dict, seed: in
         for length in lengths:
             speculative(prompt, length, torch.Generator(device).manual_seed(seed))
 
-    acc = {d: {"ar_tokens": 0, "ar_seconds": 0.0,
+    acc = {d: {"ar_tokens": 0, "ar_seconds": 0.0, "ar_distinct": 0.0,
                "rows": [{"stats": SpeculativeStats(), "seconds": 0.0, "match": 0} for _ in lengths]}
            for d in prompts}
     work = [(d, i, p) for d, ps in prompts.items() for i, p in enumerate(ps)]
@@ -86,6 +86,7 @@ def measure(model, prompts: dict[str, list[list[int]]], decoding: dict, seed: in
         ref, dt = _timed(lambda: plain(prompt, torch.Generator(device).manual_seed(gen_seed)), device)
         a["ar_tokens"] += len(ref)
         a["ar_seconds"] += dt
+        a["ar_distinct"] += len(set(ref)) / max(len(ref), 1)
         for length, row in zip(lengths, a["rows"]):
             (toks, stats), dt = _timed(
                 lambda: speculative(prompt, length, torch.Generator(device).manual_seed(gen_seed)), device)
@@ -108,8 +109,11 @@ def measure(model, prompts: dict[str, list[list[int]]], decoding: dict, seed: in
                 "acceptance_by_position": s.acceptance_by_position(),
                 "greedy_match": row["match"] / n if temperature == 0 else None,
             })
+        # Distinct tokens per continuation (mean over prompts): near 1/new_tokens the model
+        # repeats one token, a loop any drafter predicts, so acceptance then says little.
         out[domain] = {"prompts": n, "ar": {"tokens": a["ar_tokens"], "seconds": a["ar_seconds"],
-                                            "tokens_per_s": ar_rate}, "settings": settings}
+                                            "tokens_per_s": ar_rate, "distinct_fraction": a["ar_distinct"] / n},
+                       "settings": settings}
         best = max(settings, key=lambda r: r["speedup"])
         log.info("%s %s: plain %.0f tokens/s; best %s %.2fx, %.2f accepted/step", model.name, domain, ar_rate,
                  best["name"], best["speedup"], best["accepted_per_step"])

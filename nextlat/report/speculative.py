@@ -44,6 +44,7 @@ def speculative_frame(records: list[dict]) -> pd.DataFrame:
                     "greedy_match": s["greedy_match"], "prompts": d["prompts"],
                     "checked": s["checked"], "accepted_by_position": s["accepted"],
                     "max_draft": rec.get("max_draft"),
+                    "distinct": d["ar"].get("distinct_fraction", np.nan),
                 })
     if not rows:
         raise ValueError("no speculative-decoding records to report (no run drafts for itself?)")
@@ -74,6 +75,7 @@ def _cell(mean_s, std_s, mean_a, std_a, paper=None, gammas: str = "") -> str:
 
 
 PAPERS_LENGTH = "paper's draft length"
+DEGENERATE = 0.2  # distinct-token fraction of a continuation below which it is a loop
 
 
 def _papers_length(df: pd.DataFrame) -> pd.DataFrame:
@@ -155,6 +157,17 @@ def _notes(inputs: dict, records: list[dict], df: pd.DataFrame, labels: dict[str
         f"Device {rec['device']}, {rec['threads']} thread(s); drafters read "
         + ("the whole vocabulary" if not vocab else f"the {vocab} most frequent training tokens") + ".",
     ]
+    distinct = df.groupby(["run_id", "domain"])["distinct"].first().groupby("run_id").mean().dropna()
+    if len(distinct):
+        # Acceptance is a property of the drafter *and* the text: a model that loops on one
+        # token is predicted by any drafter, so a near-1 acceptance there measures the loop.
+        lines.append(f"Plain decoding's continuations: {distinct.mean():.0%} distinct tokens on average "
+                     f"(over runs and prompts; lowest run {distinct.min():.0%}).")
+        if distinct.min() < DEGENERATE:
+            lines.append(f"WARNING: some models' continuations are degenerate (under {DEGENERATE:.0%} distinct "
+                         "tokens: a repeated token or short loop). Drafters that see the sampled token predict a "
+                         "loop almost perfectly, so these acceptances overstate what the drafter would achieve on "
+                         "real text; prefer sampling (temperature > 0) or larger models.")
     if len(match):
         lines.append(f"Greedy check: speculative output equal to plain greedy decoding on {match.mean():.1%} "
                      "of prompts (exact in exact arithmetic; a difference is a float near-tie).")

@@ -174,10 +174,24 @@ def test_measure_reports_every_setting_per_domain(one_thread_module):
             assert len(s["proposed"]) <= s["gamma"]
             # every emitted token: the prefill's, plus per step the accepted drafts and one more
             assert s["tokens"] == len(ps[domain]) + s["steps"] + sum(s["accepted"])
+        assert 1 / 10 <= d["ar"]["distinct_fraction"] <= 1.0
+
+
+def test_distinct_fraction_is_the_mean_share_of_distinct_tokens(monkeypatch, one_thread_module):
+    """A model that loops on one token has 1/new_tokens distinct; the mean is over prompts."""
+    import nextlat.evaluation.speculative as ev
+
+    target = _tiny("nextlat", horizon=1, dyn_hidden=16)
+    outs = iter([[7] * 10, list(range(10))])  # plain decoding of prompt 1 loops, of prompt 2 not
+    monkeypatch.setattr(ev, "generate", lambda *a, **k: torch.tensor([next(outs)]))
+    dec = {"new_tokens": 10, "temperature": 0.0, "gammas": [1], "adaptive": {"thresholds": []},
+           "warmup_prompts": 0}
+    out = measure(target, {"a": [[0, 1, 2], [0, 4]]}, dec, seed=0, device="cpu")
+    assert out["a"]["ar"]["distinct_fraction"] == pytest.approx((0.1 + 1.0) / 2)
 
 
 # --- the report ------------------------------------------------------------------------------
-def _record(method, horizon, seed, speedups: dict, accepted: float = 1.0):
+def _record(method, horizon, seed, speedups: dict, accepted: float = 1.0, distinct: float = 0.9):
     settings = []
     for name, sp in speedups.items():
         adaptive = name.startswith("adaptive")
@@ -187,7 +201,8 @@ def _record(method, horizon, seed, speedups: dict, accepted: float = 1.0):
                          "accepted_per_step": accepted * gamma / 3, "drafted_per_step": gamma,
                          "proposed": [10] * gamma, "checked": [10] * gamma, "accepted": [5] * gamma,
                          "acceptance_by_position": [0.5] * gamma, "greedy_match": 1.0})
-    dom = {"prompts": 2, "ar": {"tokens": 100, "seconds": 1.0, "tokens_per_s": 100.0}, "settings": settings}
+    dom = {"prompts": 2, "ar": {"tokens": 100, "seconds": 1.0, "tokens_per_s": 100.0, "distinct_fraction": distinct},
+           "settings": settings}
     return {"run": {"run_id": f"fw_{method}-d{horizon}_s{seed}", "method": method, "horizon": horizon,
                     "seed": seed}, "device": "cpu", "threads": 1, "draft_vocab": None, "prompt_tokens": 8,
             "max_draft": horizon if method in ("mtp", "jtp") else None,
@@ -226,6 +241,16 @@ def test_table3_takes_the_best_fixed_length_per_seed(report_inputs, tmp_path):
     md = Path(out["md"]).read_text()
     assert "1.80 ± 0.28× / " in md and "[γ 1,3] (2.68× / 3.52)" in md and "paper gamma = ours + 1" in md
     assert len(pd.read_csv(out["csv"])) == len(t3)
+    assert "90% distinct tokens" in md and "WARNING" not in md
+
+
+def test_the_report_warns_when_continuations_are_a_loop(report_inputs, tmp_path):
+    looping = _record("jtp", 1, 0, {"gamma=1": 1.9}, distinct=0.05)
+    report_inputs["records"].append(str(write_json(tmp_path / "loop.json", looping)))
+    out = {"csv": str(tmp_path / "t3.csv"), "md": str(tmp_path / "t3.md")}
+    decoding_report.table3(report_inputs, out, {})
+    md = Path(out["md"]).read_text()
+    assert "lowest run 5%" in md and "WARNING: some models' continuations are degenerate" in md
 
 
 def test_table7_and_the_figure(report_inputs, tmp_path):
