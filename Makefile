@@ -43,7 +43,7 @@ report: $(STAMP)
 	$(BIN)/snakemake --cores 1 --config scale=$(SCALE) --report results/$(SCALE)/report.html
 
 test: $(STAMP) $(CHROMIUM)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto   # fast suite, one worker per core (pytest-xdist)
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -q -m slow
