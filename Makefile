@@ -46,7 +46,7 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/pytest -q -n auto   # fast suite, one worker per core (pytest-xdist)
 
 test-slow: $(STAMP)
-	$(BIN)/pytest -q -m slow
+	$(BIN)/pytest -q -m slow -n auto --dist loadfile   # one test file per worker: a file's fixtures build once
 
 test-all: test test-slow
 

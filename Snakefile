@@ -22,6 +22,7 @@ include: "rules/eval.smk"
 include: "rules/probe.smk"
 include: "rules/stages.smk"
 include: "rules/speculative.smk"
+include: "rules/throughput.smk"
 
 
 for _benchmark in ENABLED:  # a benchmark's own rules: report targets and extra stages

@@ -18,6 +18,8 @@ for _name, _spec in SPECS.items():
             eval=lambda w, b=_name: bench_cfg(b)["eval"],
         log:
             f"{OUT}/logs/eval/{_name}/{{run}}.log",
+        benchmark:
+            f"{OUT}/benchmarks/eval/{_name}/{{run}}.tsv"
         threads: RUNTIME["num_threads"] or 1
         resources:
             **EVAL_RESOURCES,

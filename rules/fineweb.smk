@@ -164,3 +164,23 @@ if "fineweb" in SPECULATIVE:
     ALL_TARGETS.extend(rules.table3.output)
     ALL_TARGETS.extend(rules.table7.output)
     ALL_TARGETS.extend(rules.fig_draft_length.output)
+
+
+# Table 4: training throughput of every method on this benchmark's model (the generic
+# `throughput` rule, rules/throughput.smk), beside the paper's numbers.
+use rule benchmark_report as table4 with:
+    output:
+        csv=report(f"{OUT}/tables/table4.csv", caption="report/table4.rst", category="Table 4: training cost"),
+        md=f"{OUT}/tables/table4.md",
+    input:
+        record=throughput_of("fineweb"),
+        code=code(slice_module("fineweb", "throughput_report")),
+    params:
+        benchmark="fineweb",
+        stage="throughput_report:table4",
+    log:
+        f"{OUT}/logs/table4.log",
+
+
+if "fineweb" in THROUGHPUT:
+    ALL_TARGETS.extend(rules.table4.output)

@@ -30,6 +30,8 @@ if PROBED:
             benchmark="|".join(PROBED),
         log:
             f"{OUT}/logs/probe/{{benchmark}}/{{run}}.log",
+        benchmark:
+            f"{OUT}/benchmarks/probe/{{benchmark}}/{{run}}.tsv"
         threads: RUNTIME["num_threads"] or 1
         resources:
             **job_resources(1, RUNTIME["runtime_min"]),  # one device; 20k probe steps take a while

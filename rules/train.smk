@@ -19,6 +19,8 @@ rule train:
         cfg=run_cfg,
     log:
         f"{OUT}/logs/train/{{benchmark}}/{{run}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train/{{benchmark}}/{{run}}.tsv"
     threads: RUNTIME["num_threads"] or 1
     resources:
         **TRAIN_RESOURCES,

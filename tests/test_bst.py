@@ -166,7 +166,7 @@ def grads(obj, loss):
 def test_chunked_checkpointed_loss_and_grads_equal_direct_autograd():
     batch = packed_batch(prompt={1: range(5, 9)})
     obj = make(pair_batch_size=7)  # many chunks, a ragged last one
-    assert obj.checkpoint_pairs
+    obj.checkpoint_pairs = True  # "auto" would not checkpoint so few pairs
     out = obj.loss(batch)
     assert all(p.grad is None for p in obj.parameters())  # loss() never calls backward itself
     g_chunk = grads(obj, out.loss)
@@ -204,11 +204,25 @@ def test_checkpointing_keeps_pair_activations_out_of_memory():
     batch = packed_batch()
     obj = make(pair_batch_size=16)
     n_pairs = obj.pairs(batch.tokens, batch.loss_mask)["f"].numel()
+    obj.checkpoint_pairs = True
     with_ckpt = saved_numel(lambda: obj.loss(batch))
     obj.checkpoint_pairs = False
     without = saved_numel(lambda: obj.loss(batch))
     # without checkpointing every pair's logits (and more) are kept for backward
     assert without - with_ckpt > 2 * n_pairs * V
+    return with_ckpt, without
+
+
+def test_auto_checkpoints_only_above_the_activation_budget(monkeypatch):
+    import nextlat.objectives.bst as bst_module
+
+    with_ckpt, without = test_checkpointing_keeps_pair_activations_out_of_memory()
+    batch = packed_batch()
+    obj = make(pair_batch_size=16)
+    assert obj.checkpoint_pairs == "auto"
+    assert saved_numel(lambda: obj.loss(batch)) == without  # a few pairs: plain autograd, no recomputation
+    monkeypatch.setattr(bst_module, "PAIR_ACTIVATION_BUDGET", 1000)
+    assert saved_numel(lambda: obj.loss(batch)) == with_ckpt
 
 
 def test_empty_pair_set_gives_zero_loss_with_grads_everywhere():

@@ -37,6 +37,7 @@ from nextlat.stages.data import data_config, make_data
 from nextlat.stages.evaluate import evaluate
 from nextlat.stages.probe import probe
 from nextlat.stages.speculative import speculative
+from nextlat.stages.throughput import throughput
 from nextlat.stages.train import load_train_data, train
 
 from _tokens import EOS, V, model_cfg, rand_tokens
@@ -460,8 +461,18 @@ def _fineweb_speculative(built, inputs, outputs, params):
     return {"records": [record], "prompts": prompts_json}, outputs, params
 
 
+def _fineweb_throughput(built, inputs, outputs, params):
+    """The throughput stage on the smoke config's model and methods, as the throughput rule runs it."""
+    record = built["tmp"] / "throughput.json"
+    if not record.exists():
+        run = next(r for r in smoke()[1].values() if r.benchmark == "fineweb")
+        settings = dict(built["bench"]["throughput"], rounds=1, warmup=0)
+        throughput(run.config["model"], settings, 1, {"accelerator": "cpu"}, record, threads=1)
+    return {"record": record}, outputs, params
+
+
 REPORT_IO = {("manhattan", "table1"): _manhattan_table1, ("manhattan", "fig3"): _manhattan_fig3,
-             ("fineweb", "fig_val_loss"): _fineweb_val_loss,
+             ("fineweb", "fig_val_loss"): _fineweb_val_loss, ("fineweb", "table4"): _fineweb_throughput,
              **{("fineweb", t): _fineweb_speculative for t in ("table3", "table7", "fig_draft_length")},
              **{("tinystories", f): _tinystories_figure for f in ("fig8", "fig16", "fig12", "fig13", "fig14")},
              ("tinystories", "stories"): _tinystories_stories}

@@ -440,10 +440,11 @@ def make_bst(**kw):
     return make({"name": "bst", "min_gap": 1, "pair_batch_size": 7, **kw})
 
 
+@pytest.mark.parametrize("checkpointed", [True, False])
 @pytest.mark.parametrize("kind", BATCHES)
-def test_bst_loss_and_gradients_equal_reference(kind):
+def test_bst_loss_and_gradients_equal_reference(kind, checkpointed):
     obj, batch = make_bst(), BATCHES[kind]()
-    assert obj.checkpoint_pairs  # the chunked, checkpointed path is the one compared
+    obj.checkpoint_pairs = checkpointed  # chunked with and without recomputation in backward
     torch.testing.assert_close(obj.loss(batch).loss, bst_reference(obj, batch))
     g_obj, g_ref = grads_of(obj, obj.loss(batch).loss), grads_of(obj, bst_reference(obj, batch))
     for n in g_obj:

@@ -227,6 +227,12 @@ def plan_for_methods(workdir, methods: set[str]) -> dict[str, list[str]]:
                 and cfg["benchmarks"][r.benchmark].get("speculative", {}).get("enabled", False)]
     if drafting:
         jobs["speculative"] = sorted(f"benchmark={r.benchmark}, run={r.run_id}" for r in drafting)
+    # the generic throughput rule times every method its block lists (table4 reads its record)
+    timed = [name for name, b in cfg["benchmarks"].items() if b.get("throughput", {}).get("enabled", False)
+             and methods & {m["name"] for m in b["throughput"]["methods"]}]
+    if timed:
+        jobs["throughput"] = [f"benchmark={name}" for name in timed]
+        jobs.setdefault("table4", [""])
     first_seed = cfg["benchmarks"]["manhattan"]["seeds"][0]
     recon = sorted(f"kind=runs, name={r.run_id}" for r in runs if r.benchmark == "manhattan" and r.seed == first_seed)
     if recon:
@@ -297,6 +303,12 @@ def test_every_stage_logs_what_it_read_and_wrote(workdir):
     spec_log = (logs / "speculative/fineweb/fw_nextlat-d2_s0.log").read_text()
     assert "speculative decoding of fw_nextlat-d2_s0" in spec_log and "wrote" in spec_log
     assert "Greedy check" in (workdir / "results/smoke/tables/table3.md").read_text()
+    tp_log = (logs / "throughput/fineweb.log").read_text()
+    assert "throughput of 11 methods" in tp_log and "wrote" in tp_log
+    assert "FlopCounterMode" in (workdir / "results/smoke/tables/table4.md").read_text()
+    for rule in ("train", "eval", "probe", "speculative", "throughput"):  # per-job wall time and memory
+        tsv = next((workdir / "results/smoke/benchmarks" / rule).rglob("*.tsv"))
+        assert tsv.read_text().startswith("s\th:m:s\tmax_rss"), tsv
 
 
 def test_changed_data_retrains_from_scratch_and_says_why(tmp_path):

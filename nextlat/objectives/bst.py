@@ -32,6 +32,11 @@ from ..models.layout import Layout
 from ..models.transformer import KVCache, ModelConfig, Transformer, init_weights, make_norm, swiglu_hidden
 from .base import Batch, MethodSettings, Objective, StepOutput, register, setting, upcast
 
+# Bytes of pair-head activations kept for backward before the head is checkpointed instead
+# (BST.checkpoint_pairs = "auto"): a paper-scale step (~400k pairs x 50,257 logits) is far above,
+# the default-scale benchmarks' steps mostly below.
+PAIR_ACTIVATION_BUDGET = 1 << 30
+
 
 class TextHead(nn.Module):
     """[F; B] (2D) -> c + Linear(SwiGLU(c)) -> Norm(2D) -> halves (x_next, x_prev), each D.
@@ -95,9 +100,10 @@ class BST(Objective):
         self.subsample_rate = s.subsample_rate
         self.pair_batch_size = s.pair_batch_size
         self.single_gap_mode = s.single_gap_mode
-        # Evaluate the pair head under activation checkpointing (see pair_loss); tests
-        # switch it off to compare with plain autograd.
-        self.checkpoint_pairs = True
+        # Evaluate the pair head under activation checkpointing (see pair_loss): "auto" does
+        # when the head's activations for all pairs would pass PAIR_ACTIVATION_BUDGET; True /
+        # False force it (tests compare both with plain autograd).
+        self.checkpoint_pairs: bool | str = "auto"
 
         emb = nn.Embedding(model.vocab_size, model.n_embd)  # shared by both encoders
         self.forward_encoder = Transformer(model, embedding=emb)
@@ -246,6 +252,14 @@ class BST(Objective):
             hit_prev = (logit_prev.argmax(-1) == prv).sum()
         return ce_next, ce_prev, hit_next, hit_prev
 
+    def _checkpoint(self, n_pairs: int, itemsize: int) -> bool:
+        """Whether to checkpoint the pair head. Recomputing it in backward repeats its forward,
+        the bulk of a BST step, so "auto" pays that only when keeping the activations (per pair
+        about four V-wide rows: both logits and their log-softmaxes) would pass the budget."""
+        if self.checkpoint_pairs != "auto":
+            return bool(self.checkpoint_pairs)
+        return n_pairs * 4 * self.model_cfg.vocab_size * max(itemsize, 4) > PAIR_ACTIVATION_BUDGET
+
     def pair_loss(self, f_all: Tensor, b_all: Tensor, pairs: dict[str, Tensor]) -> dict[str, Tensor]:
         """(mean CE_next + mean CE_prev) / 2 over all pairs, head evaluated chunk by chunk.
 
@@ -257,7 +271,9 @@ class BST(Objective):
         activations (chunk x V logits, ...) are dropped after the forward and recomputed
         chunk by chunk during ``backward``. Every chunk's gradient is summed on the encoder
         outputs F and B before autograd reaches the encoders, whose backward therefore runs
-        once. Peak memory is one chunk of head activations, not O(T^2) of them.
+        once. Peak memory is one chunk of head activations, not O(T^2) of them. Below the
+        activation budget (``checkpoint_pairs="auto"``) the chunks run under plain autograd:
+        the same numbers without the recomputation.
 
         Normalisation: a plain mean over every kept pair of the micro-batch. The official
         code averages within each chunk and divides by (B x n_chunks), a mean of chunk
@@ -267,7 +283,7 @@ class BST(Objective):
         n = pairs["f"].numel()
         zero = upcast(f_all.new_zeros(()))
         sums = [zero, zero, zero, zero]
-        use_ckpt = self.checkpoint_pairs and torch.is_grad_enabled()
+        use_ckpt = torch.is_grad_enabled() and self._checkpoint(n, f_all.element_size())
         for start in range(0, n, self.pair_batch_size):
             sl = slice(start, start + self.pair_batch_size)
             args = (f_all, b_all, pairs["row"][sl], pairs["f"][sl], pairs["b"][sl],

@@ -147,7 +147,13 @@ class NextLat(GPT):
         h_target = h.detach() if self.detach_target else h
         student_head = self.head.weight.detach() if self.freeze_head else self.head.weight
         use_kl = self.train_token and self.token_term == "kl"
-        teacher_logp = F.log_softmax(upcast(logits.detach()), dim=-1) if use_kl else None
+        if use_kl:
+            # KL(p || q) = sum p log p - sum p log q. The first sum depends on the teacher only, so
+            # it is taken once per position here, not once per rollout step (d passes over V).
+            teacher_logp = F.log_softmax(upcast(logits.detach()), dim=-1)
+            teacher_p = teacher_logp.exp()
+            teacher_negent = (teacher_p * teacher_logp).sum(-1)  # (B, T): sum_x p log p
+            del teacher_logp
         supervised = targets != -100  # target x_{t+1} is trained (not prompt, not padding)
         need_student = self.train_token or self.latent_ce
 
@@ -171,8 +177,8 @@ class NextLat(GPT):
                     student_logits = pred[sel] @ student_head.t()
                 step.update(student_logits=student_logits, student_targets=targets[:, i:][sel])
             if use_kl:  # KL(softmax(head(sg h_{t+i})) || softmax(head(h-hat_{t+i})))
-                teacher = teacher_logp[:, i:][sel]
-                kl = (teacher.exp() * (teacher - F.log_softmax(upcast(student_logits), dim=-1))).sum(-1)
+                cross = (teacher_p[:, i:][sel] * F.log_softmax(upcast(student_logits), dim=-1)).sum(-1)
+                kl = teacher_negent[:, i:][sel] - cross
                 step["kl"] = kl.new_zeros(kl_mask.shape).index_put(sel, kl)
             elif self.train_token:  # token_term="ce": CE of head(h-hat_{t+i}) against x_{t+i+1}
                 ce = F.cross_entropy(upcast(student_logits), targets[:, i:][sel], reduction="none")

@@ -97,3 +97,22 @@ _SPEC_ROWS = {
 # (method, horizon) -> {domain: (speed-up, accepted tokens per step)}, in the paper's row order
 PAPER_TABLE3: dict[tuple[str, int], dict[str, tuple[float, float]]] = {
     key: dict(zip(SPEC_DOMAINS, cells)) for key, cells in _SPEC_ROWS.items()}
+
+# Table 4: parameters (training / inference) and training steps per second of the 1.3B models
+# on one B200 with a 33k-token batch (32 x 1024), keyed (method, horizon); BST trains on 10%
+# of its prefix/suffix pairs and reports two inference counts (1.32B without its backward
+# encoder, 2.57B with it): we keep the larger. The ratios to GPT are steps/s over GPT's 3.09.
+PAPER_TABLE4_SETTING = "1.3B models, one B200, 33k-token batch"
+PAPER_TABLE4: dict[tuple[str, int | None], dict[str, float]] = {
+    ("gpt", None): {"params_training": 1.32e9, "params_inference": 1.32e9, "steps_per_s": 3.09},
+    ("bst", None): {"params_training": 2.57e9, "params_inference": 2.57e9, "steps_per_s": 0.89},
+    ("mtp", 1): {"params_training": 1.37e9, "params_inference": 1.32e9, "steps_per_s": 2.80},
+    ("mtp", 2): {"params_training": 1.42e9, "params_inference": 1.32e9, "steps_per_s": 2.58},
+    ("mtp", 8): {"params_training": 1.72e9, "params_inference": 1.32e9, "steps_per_s": 1.70},
+    ("jtp", 1): {"params_training": 1.34e9, "params_inference": 1.34e9, "steps_per_s": 3.15},
+    ("jtp", 2): {"params_training": 1.34e9, "params_inference": 1.34e9, "steps_per_s": 2.92},
+    ("jtp", 8): {"params_training": 1.34e9, "params_inference": 1.34e9, "steps_per_s": 2.02},
+    ("nextlat", 1): {"params_training": 1.40e9, "params_inference": 1.32e9, "steps_per_s": 3.09},
+    ("nextlat", 2): {"params_training": 1.40e9, "params_inference": 1.32e9, "steps_per_s": 2.79},
+    ("nextlat", 8): {"params_training": 1.40e9, "params_inference": 1.32e9, "steps_per_s": 1.73},
+}
