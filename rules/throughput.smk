@@ -3,7 +3,7 @@
 # the benchmark's model, in one process on the device its runs use (interleaved rounds, so
 # machine load hits every method alike), and counts its FLOPs and parameters
 # (nextlat.stages.throughput). The slice's own rules make the table from throughput_of(<name>).
-from nextlat.stages.throughput import batch_rows, check_throughput
+from nextlat.stages.throughput import batch_rows, check_throughput, resolve_methods
 
 THROUGHPUT = [name for name in ENABLED if bench_cfg(name).get("throughput", {}).get("enabled", False)]
 
@@ -37,7 +37,7 @@ if THROUGHPUT:
                 {objective_module(m["name"]) for m in bench_cfg(w.benchmark)["throughput"]["methods"]})),
         params:
             model=lambda w: bench_model(w.benchmark),
-            settings=lambda w: bench_cfg(w.benchmark)["throughput"],
+            settings=lambda w: {**bench_cfg(w.benchmark)["throughput"], "methods": resolve_methods(bench_cfg(w.benchmark))},
             rows=lambda w: batch_rows(bench_cfg(w.benchmark)),
         wildcard_constraints:
             benchmark="|".join(THROUGHPUT),

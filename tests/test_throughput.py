@@ -105,3 +105,17 @@ def test_frame_orders_gpt_first_then_the_papers_method_order():
         for n, h in [("nextlat", 2), ("mtp", 8), ("gpt", None), ("mtp", 1), ("bst", None)]]}
     labels = list(throughput_frame(rec, {})["model"])
     assert labels[0] == "GPT" and labels.index("MTP d=1") < labels.index("MTP d=8")
+
+
+def test_rows_time_the_models_the_runs_train():
+    """A throughput entry takes its method's settings from the benchmark's methods (p_psi's
+    width, loss weights) unless it sets them itself; run-matrix keys are not settings."""
+    from nextlat.stages.throughput import resolve_methods
+
+    cfg = _bench([{"name": "gpt"}, {"name": "nextlat", "horizon": 8}, {"name": "mtp", "horizon": 1, "lambda_mtp": 0.5}])
+    cfg["methods"] = [{"name": "gpt"}, {"name": "nextlat", "horizon": [1, 2], "dyn_hidden": 96, "lambda_kl": 2.0},
+                      {"name": "mtp", "horizon": 2, "lambda_mtp": 1.0, "tasks": ["a"]}]
+    gpt, nextlat, mtp = resolve_methods(cfg)
+    assert gpt == {"name": "gpt"}
+    assert nextlat == {"name": "nextlat", "horizon": 8, "dyn_hidden": 96, "lambda_kl": 2.0}
+    assert mtp == {"name": "mtp", "horizon": 1, "lambda_mtp": 0.5}

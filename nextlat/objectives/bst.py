@@ -33,8 +33,8 @@ from ..models.transformer import KVCache, ModelConfig, Transformer, init_weights
 from .base import Batch, MethodSettings, Objective, StepOutput, register, setting, upcast
 
 # Bytes of pair-head activations kept for backward before the head is checkpointed instead
-# (BST.checkpoint_pairs = "auto"): a paper-scale step (~400k pairs x 50,257 logits) is far above,
-# the default-scale benchmarks' steps mostly below.
+# (BST.checkpoint_pairs = "auto"): a paper-scale language-model micro-batch (8 x 1024 tokens, 10% of
+# pairs: ~400k pairs x 50,257 logits) is far above, the default-scale benchmarks' steps below.
 PAIR_ACTIVATION_BUDGET = 1 << 30
 
 
@@ -255,10 +255,14 @@ class BST(Objective):
     def _checkpoint(self, n_pairs: int, itemsize: int) -> bool:
         """Whether to checkpoint the pair head. Recomputing it in backward repeats its forward,
         the bulk of a BST step, so "auto" pays that only when keeping the activations (per pair
-        about four V-wide rows: both logits and their log-softmaxes) would pass the budget."""
+        four V-wide rows, both logits and their log-softmaxes, and the head's hidden states)
+        would pass the budget."""
         if self.checkpoint_pairs != "auto":
             return bool(self.checkpoint_pairs)
-        return n_pairs * 4 * self.model_cfg.vocab_size * max(itemsize, 4) > PAIR_ACTIVATION_BUDGET
+        # per pair: the V-wide rows, plus the text head's own (its input [F; B], MLP, norms:
+        # about 32 D values), which dominate when the vocabulary is small
+        per_pair = 4 * self.model_cfg.vocab_size + 32 * self.model_cfg.n_embd
+        return n_pairs * per_pair * max(itemsize, 4) > PAIR_ACTIVATION_BUDGET
 
     def pair_loss(self, f_all: Tensor, b_all: Tensor, pairs: dict[str, Tensor]) -> dict[str, Tensor]:
         """(mean CE_next + mean CE_prev) / 2 over all pairs, head evaluated chunk by chunk.

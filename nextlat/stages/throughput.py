@@ -16,6 +16,19 @@ from ..io import write_json
 log = logging.getLogger(__name__)
 
 
+RUN_KEYS = ("name", "horizon", "grid", "tasks")  # a run-matrix entry's keys that are not method settings
+
+
+def resolve_methods(bench_cfg: dict) -> list[dict]:
+    """``throughput.methods`` with each method's settings filled in from the benchmark's own
+    ``methods`` entry of the same name (its p_psi width, loss weights, ...), so that a row
+    times the model the runs train; the throughput entry's own keys (horizon, ...) win."""
+    trained = {}
+    for entry in bench_cfg.get("methods", []):
+        trained.setdefault(entry["name"], {k: v for k, v in entry.items() if k not in RUN_KEYS})
+    return [{**trained.get(m["name"], {}), **m} for m in bench_cfg["throughput"]["methods"]]
+
+
 def check_throughput(benchmark: str, bench_cfg: dict, row_len: int) -> None:
     """Plan-time check of a ``throughput:`` block: every method known, its settings valid and
     its horizon within rows of ``row_len`` tokens, each listed once, GPT among them."""
@@ -23,7 +36,7 @@ def check_throughput(benchmark: str, bench_cfg: dict, row_len: int) -> None:
     from ..training.throughput import method_label
 
     where, labels = f"benchmarks.{benchmark}.throughput.methods", []
-    for i, method in enumerate(bench_cfg["throughput"]["methods"]):
+    for i, method in enumerate(resolve_methods(bench_cfg)):
         name = method["name"]
         if name not in available():
             raise ConfigError(f"{where}[{i}].name={name!r} is not a method; available: {available()}")
@@ -61,7 +74,9 @@ def throughput(model: dict, settings: dict, rows: int, runtime: dict, out_json: 
     device = model_device(runtime, None)
     if threads:  # timings hold only for the cores the job was given
         torch.set_num_threads(int(threads))
-    autocast = "bf16" if "bf16" in str(runtime.get("precision", "")) and torch.device(device).type == "cuda" else "none"
+    # The runs' precision: bf16-mixed autocasts on CPU too (as Fabric does); bf16-true is timed
+    # as autocast, which keeps float32 master weights.
+    autocast = "bf16" if "bf16" in str(runtime.get("precision", "")) else "none"
     cfg = ModelConfig.from_dict(model)
     seq_len = cfg.block_size - 1
     batch = random_batch(cfg, rows, seq_len, device)
@@ -85,4 +100,4 @@ def throughput(model: dict, settings: dict, rows: int, runtime: dict, out_json: 
     return out
 
 
-__all__ = ["batch_rows", "check_throughput", "throughput"]
+__all__ = ["batch_rows", "check_throughput", "resolve_methods", "throughput"]
