@@ -33,12 +33,26 @@ def test_needed_flops_leave_out_the_checkpoint_recomputation():
     cfg = ModelConfig.from_dict(MODEL)
     batch = random_batch(cfg, 2, 12, "cpu")
     runner = StepRunner(cfg, {"name": "bst", "pair_batch_size": 8}, "cpu")
-    runner.objective.checkpoint_pairs = True  # as at scale, where the activations pass the budget
     from nextlat.training.flops import step_flops
 
-    with_recompute = step_flops(runner.objective, batch)["total"]
-    needed = runner.needed_flops(batch)
-    assert needed < with_recompute and runner.objective.checkpoint_pairs is True  # the switch is restored
+    runner.objective.checkpoint_pairs = False
+    plain = step_flops(runner.objective, batch)
+    assert plain["recomputed"] == 0
+    runner.objective.checkpoint_pairs = True  # as at scale, where the activations pass the budget
+    checkpointed = step_flops(runner.objective, batch)
+    assert checkpointed["total"] > plain["total"]  # the pair head's forward runs twice
+    assert runner.needed_flops(batch) == plain["total"]  # counted without dropping the checkpointing
+
+
+def test_mtp_memory_efficient_heads_need_what_plain_heads_do():
+    cfg = ModelConfig.from_dict(MODEL)
+    batch = random_batch(cfg, 2, 12, "cpu")
+    plain = StepRunner(cfg, {"name": "mtp", "horizon": 2}, "cpu").needed_flops(batch)
+    saving = StepRunner(cfg, {"name": "mtp", "horizon": 2, "memory_efficient": True}, "cpu")
+    from nextlat.training.flops import step_flops
+
+    assert step_flops(saving.objective, batch)["recomputed"] > 0
+    assert saving.needed_flops(batch) == plain
 
 
 def test_method_specs():
@@ -119,3 +133,17 @@ def test_rows_time_the_models_the_runs_train():
     assert gpt == {"name": "gpt"}
     assert nextlat == {"name": "nextlat", "horizon": 8, "dyn_hidden": 96, "lambda_kl": 2.0}
     assert mtp == {"name": "mtp", "horizon": 1, "lambda_mtp": 0.5}
+
+
+def test_one_method_at_a_time_gives_the_same_rows(one_thread_module):
+    cfg = ModelConfig.from_dict(MODEL)
+    batch = random_batch(cfg, 2, 12, "cpu")
+    methods = [{"name": "gpt"}, {"name": "jtp", "horizon": 1}]
+    from nextlat.training.throughput import measure_throughput
+
+    together, t1 = measure_throughput(cfg, methods, batch, "cpu", rounds=2, warmup=0)
+    apart, t2 = measure_throughput(cfg, methods, batch, "cpu", rounds=2, warmup=0, interleave=False)
+    for a, b in zip(together, apart):
+        assert (a["method"], a["gflops_per_step"], a["params_training"]) == (b["method"], b["gflops_per_step"],
+                                                                             b["params_training"])
+    assert all(len(ts) == 2 for ts in t2.values())

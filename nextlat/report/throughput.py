@@ -73,12 +73,15 @@ def throughput_table(inputs: dict, outputs: dict, paper: Paper, paper_setting: s
         f"Model: {m['n_layer']} layers x {m['n_embd']}, {m['n_head']} heads, vocabulary {m['vocab_size']:,}; batch "
         f"{record['rows']} rows x {record['seq_len']} tokens; device {record['device']}, {record['threads']} "
         f"thread(s), autocast {record['autocast']}, torch {record['torch']}; {record['settings']['rounds']} "
-        f"interleaved rounds x {record['settings']['steps']} steps after {record['settings']['warmup']} warm-up "
-        "(each round times every method in turn, in a rotated order).",
+        f"rounds x {record['settings']['steps']} steps after {record['settings']['warmup']} warm-up "
+        + ("(interleaved: each round times every method in turn, in a rotated order)."
+           if record["settings"].get("interleave", True) else
+           "(one method at a time, built and freed in turn: round k of a method is paired with GPT's round k, "
+           "measured minutes apart)."),
         "steps/s: one full training step (forward, backward, AdamW), median over rounds. vs GPT: median over "
         "rounds of GPT's step time / the method's. ideal: FLOPs(GPT) / FLOPs(method), both counted on the real "
-        "step with torch's FlopCounterMode (matrix products only; attention dense; BST's checkpoint "
-        "recomputation not charged). efficiency: vs GPT / ideal (best: from each method's fastest round). "
+        "step with torch's FlopCounterMode (matrix products only; attention dense; recomputation "
+        "under activation checkpointing not charged). efficiency: vs GPT / ideal (best: from each method's fastest round). "
         "Below 1, a method spends time beyond its extra arithmetic (small kernels, memory traffic, Python).",
     ]
     if record.get("noisy"):

@@ -87,7 +87,7 @@ def throughput(model: dict, settings: dict, rows: int, runtime: dict, out_json: 
              settings["steps"], settings["warmup"])
     start = time.perf_counter()
     table, times = measure_throughput(cfg, methods, batch, device, autocast, settings["rounds"], settings["steps"],
-                                      settings["warmup"])
+                                      settings["warmup"], interleave=settings.get("interleave", True))
     busy = noisy(times)
     if busy:
         log.warning("machine busy while timing %s (median step > 1.25x the fastest): prefer the best-round ratios",

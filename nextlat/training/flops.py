@@ -46,8 +46,13 @@ def counter() -> FlopCounterMode:
 def step_flops(objective: torch.nn.Module, batch) -> dict[str, int]:
     """Counted FLOPs of one training step's loss forward and backward.
 
-    Returns ``total``, ``forward`` and ``backward``; gradients are cleared afterwards so the
-    call leaves the objective as it found it.
+    Returns ``total``, ``forward``, ``backward`` and ``recomputed``: the part of the backward
+    that repeats forward passes of modules under activation checkpointing (BST's pair head,
+    MTP's ``memory_efficient`` heads). The counter files an operation under the modules whose
+    forward is running; in backward only a checkpointed forward runs, so the backward's
+    module-filed FLOPs (top-level entries, to count nested modules once) are exactly the
+    recomputation. ``total - recomputed`` is the arithmetic the method needs, whatever memory
+    trade it makes. Gradients are cleared afterwards.
     """
     fwd = counter()
     with fwd:
@@ -57,7 +62,9 @@ def step_flops(objective: torch.nn.Module, batch) -> dict[str, int]:
         loss.backward()
     objective.zero_grad(set_to_none=True)
     f, b = fwd.get_total_flops(), bwd.get_total_flops()
-    return {"total": f + b, "forward": f, "backward": b}
+    recomputed = sum(sum(ops.values()) for name, ops in bwd.get_flop_counts().items()
+                     if name != "Global" and "." not in name)
+    return {"total": f + b, "forward": f, "backward": b, "recomputed": recomputed}
 
 
 def gpt_step_flops(cfg: ModelConfig, batch_size: int, seq_len: int) -> int:

@@ -76,20 +76,12 @@ class StepRunner:
         self.backward_and_step(lambda: self.objective.loss(batch).loss)
 
     def needed_flops(self, batch: Batch) -> int:
-        """FLOPs of the step's loss forward and backward without recomputation: BST's pair
-        head may run under activation checkpointing to save memory (large vocabularies or
-        sequences), which repeats its forward in backward; the arithmetic the method needs
-        excludes that repeat."""
-        obj = self.objective
-        saved = getattr(obj, "checkpoint_pairs", None)
-        if saved is not None:
-            obj.checkpoint_pairs = False
-        try:
-            with self.amp():
-                return step_flops(obj, batch)["total"]
-        finally:
-            if saved is not None:
-                obj.checkpoint_pairs = saved
+        """FLOPs of the step's loss forward and backward without recomputation: activation
+        checkpointing (BST's pair head at scale, MTP's ``memory_efficient``) repeats forward
+        passes in backward to save memory; the arithmetic the method needs excludes them."""
+        with self.amp():
+            counted = step_flops(self.objective, batch)
+        return counted["total"] - counted["recomputed"]
 
 
 def sync(device) -> None:
@@ -152,13 +144,35 @@ def throughput_rows(methods: list[dict], times: dict[str, list[float]], params: 
 
 
 def measure_throughput(cfg: ModelConfig, methods: list[dict], batch: Batch, device, autocast: str = "none",
-                       rounds: int = 8, steps: int = 1, warmup: int = 2) -> tuple[list[dict], dict]:
-    """Rows of :func:`throughput_rows` and the raw seconds per step of every round."""
-    runners = {method_label(m): StepRunner(cfg, m, device, autocast) for m in methods}
-    params = {label: r.objective.param_counts() for label, r in runners.items()}
-    flops = {label: r.needed_flops(batch) for label, r in runners.items()}
-    fns = {label: (lambda r=r: r.step(batch)) for label, r in runners.items()}
-    times = interleaved(fns, rounds, steps, warmup, device)
+                       rounds: int = 8, steps: int = 1, warmup: int = 2,
+                       interleave: bool = True) -> tuple[list[dict], dict]:
+    """Rows of :func:`throughput_rows` and the raw seconds per step of every round.
+
+    ``interleave=False`` builds, times and frees one method at a time, for models whose
+    methods do not fit in memory together (the 1.3B models with their optimizer states):
+    each method's rounds then run back to back, and its ratio pairs round k with GPT's round
+    k, measured minutes apart rather than seconds."""
+    params, flops, times = {}, {}, {}
+
+    def build(method: dict) -> StepRunner:
+        runner = StepRunner(cfg, method, device, autocast)
+        label = method_label(method)
+        params[label] = runner.objective.param_counts()
+        flops[label] = runner.needed_flops(batch)
+        return runner
+
+    if interleave:
+        runners = {method_label(m): build(m) for m in methods}
+        fns = {label: (lambda r=r: r.step(batch)) for label, r in runners.items()}
+        times = interleaved(fns, rounds, steps, warmup, device)
+    else:
+        for method in methods:
+            runner = build(method)
+            label = method_label(method)
+            times[label] = interleaved({label: lambda: runner.step(batch)}, rounds, steps, warmup, device)[label]
+            del runner
+            if torch.device(device).type == "cuda":
+                torch.cuda.empty_cache()
     return throughput_rows(methods, times, params, flops), times
 
 
