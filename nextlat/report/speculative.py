@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path, write_text
+from ..io import write_text
 from .style import method_color, plt, save
-from .tables import load_records, markdown, method_rank, paper_name
+from .tables import load_records, markdown, method_rank, paper_name, write_csv
 
 Paper = dict[tuple[str, int], dict[str, tuple[float, float]]]  # (method, d) -> {domain: (speed-up, accepted)}
 
@@ -179,16 +179,10 @@ def _frame_of(inputs: dict) -> tuple[list[dict], pd.DataFrame]:
     return records, speculative_frame(records)
 
 
-def _write_csv(long: pd.DataFrame, path) -> pd.DataFrame:
-    with atomic_path(path) as tmp:
-        long.to_csv(tmp, index=False)
-    return long
-
-
 def summary_table(inputs: dict, outputs: dict, paper: Paper, labels: dict[str, str], paper_setting: str = "") -> None:
     """``outputs["csv"]`` (long: model, policy, domain) and ``outputs["md"]`` (domains as columns)."""
     records, df = _frame_of(inputs)
-    long = _write_csv(summary_frame(df, paper, labels), outputs["csv"])
+    long = write_csv(summary_frame(df, paper, labels), outputs["csv"])
     md = _pivot_md(long, ["model", "policy"], labels, {"drafted/step": "drafted"})
     write_text(outputs["md"], md + "\n\n" + _notes(inputs, records, df, labels, paper_setting) + "\n")
 
@@ -229,7 +223,7 @@ def full_frame(df: pd.DataFrame, paper: Paper, labels: dict[str, str]) -> pd.Dat
 
 def full_table(inputs: dict, outputs: dict, paper: Paper, labels: dict[str, str], paper_setting: str = "") -> None:
     records, df = _frame_of(inputs)
-    long = _write_csv(full_frame(df, paper, labels), outputs["csv"])
+    long = write_csv(full_frame(df, paper, labels), outputs["csv"])
     md = _pivot_md(long, ["model", "setting"], labels, {"drafted/step": "drafted"})
     rates = long[long["acceptance_by_position"] != ""][["model", "setting", "acceptance_by_position"]]
     write_text(outputs["md"], md + "\n\nAcceptance rate by draft position k = 1, 2, ... (accepted / checked, "

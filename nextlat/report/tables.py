@@ -117,12 +117,18 @@ def markdown(df: pd.DataFrame) -> str:
     return df.to_markdown(index=False, disable_numparse=True)
 
 
+def write_csv(df: pd.DataFrame, path) -> pd.DataFrame:
+    """``df`` as CSV at ``path``, written atomically (a killed job leaves no half file)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    return df
+
+
 def write_table(df: pd.DataFrame, csv_path, md_path,
                 drop: Sequence[str] = ("task", "method_name", "horizon"), digits: int = 3, note: str = "") -> None:
     """Write the numeric table as CSV and a readable Markdown version (``drop`` columns are
     join keys that only clutter the Markdown; ``note``, if any, follows the table)."""
-    with atomic_path(csv_path) as tmp:
-        df.to_csv(tmp, index=False)
+    write_csv(df, csv_path)
     shown = display_frame(df.drop(columns=[c for c in drop if c in df.columns]), digits)
     write_text(md_path, markdown(shown) + "\n" + (f"\n{note}\n" if note else ""))
 

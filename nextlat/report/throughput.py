@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import atomic_path, write_text
-from .tables import markdown, method_rank, paper_name
+from ..io import write_text
+from .tables import markdown, method_rank, paper_name, write_csv
 
 Paper = dict[tuple[str, int | None], dict[str, float]]  # (method, d) -> params_training, params_inference, steps_per_s
 
@@ -54,8 +54,7 @@ def throughput_table(inputs: dict, outputs: dict, paper: Paper, paper_setting: s
     """``outputs["csv"]`` (every number) and ``outputs["md"]`` (readable, with notes)."""
     record = json.loads(Path(inputs["record"]).read_text())
     df = throughput_frame(record, paper)
-    with atomic_path(outputs["csv"]) as tmp:
-        df.to_csv(tmp, index=False)
+    write_csv(df, outputs["csv"])
     shown = pd.DataFrame({
         "model": df["model"],
         "training params": [f"{_count(a)} ({_count(b)})" for a, b in zip(df["params_training"], df["paper_params_training"])],

@@ -130,14 +130,15 @@ def throughput_rows(methods: list[dict], times: dict[str, list[float]], params: 
         label = method_label(m)
         ts = times[label]
         ratio = statistics.median(g / t for g, t in zip(gpt, ts)) if gpt else None
+        best = min(gpt) / min(ts) if gpt else None
         ideal = gpt_flops / flops[label] if gpt_flops else None
         rows.append({
             "method": label, "name": m["name"], "horizon": m.get("horizon"),
             "steps_per_s": 1.0 / statistics.median(ts), "steps_per_s_best": 1.0 / min(ts),
-            "ratio_vs_gpt": ratio, "ratio_best": min(gpt) / min(ts) if gpt else None,
+            "ratio_vs_gpt": ratio, "ratio_best": best,
             "gflops_per_step": flops[label] / 1e9, "ideal_ratio": ideal,
             "efficiency": ratio / ideal if ratio and ideal else None,
-            "efficiency_best": (min(gpt) / min(ts)) / ideal if gpt and ideal else None,
+            "efficiency_best": best / ideal if best and ideal else None,
             "params_training": params[label]["training"], "params_inference": params[label]["inference"],
         })
     return rows
