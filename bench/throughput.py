@@ -112,6 +112,30 @@ def breakdown(cfg, batch, args) -> list[dict]:
     return rows
 
 
+# --- where the time goes -----------------------------------------------------------------
+def profile_top(cfg, method: dict, batch: Batch, args, steps: int = 3, k: int = 15) -> list[dict]:
+    """Top-k operators of ``steps`` training steps of one method by self time (device time on
+    CUDA, CPU time otherwise), per step, from torch.profiler's own aggregation."""
+    from torch.profiler import ProfilerActivity, profile
+
+    runner = StepRunner(cfg, method, args.device, args.autocast)
+    for _ in range(2):  # warm up outside the trace (allocator, autotuning)
+        runner.step(batch)
+    cuda = torch.device(args.device).type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            runner.step(batch)
+        if cuda:
+            torch.cuda.synchronize()
+    key = "self_device_time_total" if cuda else "self_cpu_time_total"
+    events = [e for e in prof.key_averages() if getattr(e, key) > 0]
+    total = sum(getattr(e, key) for e in events) or 1.0
+    events.sort(key=lambda e: getattr(e, key), reverse=True)
+    return [{"op": e.key, "self_ms": getattr(e, key) / 1e3 / steps, "share": getattr(e, key) / total,
+             "calls": e.count // steps} for e in events[:k]]
+
+
 # --- report -----------------------------------------------------------------------------
 def fmt(x, spec: str) -> str:
     return "—" if x is None else format(x, spec)
@@ -168,6 +192,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=1, help="timed steps per method per round")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per method first")
     p.add_argument("--no-breakdown", action="store_true", help="skip the NextLat d=1 breakdown")
+    p.add_argument("--no-interleave", action="store_true",
+                   help="build, time and free one method at a time (models that do not fit together)")
+    p.add_argument("--profile", default=None, metavar="METHOD",
+                   help="also profile a few steps of METHOD (e.g. nextlat:8) with torch.profiler and "
+                        "print its top operators by self time")
     p.add_argument("--json", type=Path, default=None, help="also write all results here")
     args = p.parse_args(argv)
     for key, value in SHAPES[args.shape].items():
@@ -194,7 +223,7 @@ def main(argv=None) -> dict:
 
     start = time.perf_counter()
     rows, times = measure_throughput(cfg, methods, batch, args.device, args.autocast, args.rounds, args.steps,
-                                     args.warmup)
+                                     args.warmup, interleave=not args.no_interleave)
     for row in rows:
         row["paper_ratio"] = PAPER_RATIO.get((row["name"], row["horizon"]))
     print_throughput(rows)
@@ -204,12 +233,20 @@ def main(argv=None) -> dict:
     if not args.no_breakdown and "nextlat" in available():
         pieces = breakdown(cfg, batch, args)
         print_breakdown(pieces)
+    top = None
+    if args.profile:
+        top = profile_top(cfg, parse_method(args.profile, BST_SUBSAMPLE), batch, args)
+        print(f"\ntorch.profiler, {args.profile}: top operators by self time per step")
+        print(f"{'operator':<48}{'self ms':>10}{'share':>8}{'calls':>7}")
+        for r in top:
+            print(f"{r['op'][:47]:<48}{r['self_ms']:>10.2f}{100 * r['share']:>7.1f}%{r['calls']:>7}")
     print(f"\nwall time {time.perf_counter() - start:.0f} s")
 
     result = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
               "threads": torch.get_num_threads(), "torch": torch.__version__,
               "machine": platform.processor() or platform.machine(),
-              "throughput": rows, "raw_seconds_per_step": times, "nextlat_d1_breakdown": pieces}
+              "throughput": rows, "raw_seconds_per_step": times, "nextlat_d1_breakdown": pieces,
+              "profile": {"method": args.profile, "top": top} if top else None}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

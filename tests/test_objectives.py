@@ -233,3 +233,35 @@ def test_ignore_index_constant_matches_targets():
     x = rand_tokens(1, 6)
     mask = torch.tensor([[False, False, True, True, False, True]])
     assert Batch(x, mask).targets.tolist()[0][:2] == [IGNORE, x[0, 2].item()]
+
+
+def test_head_logits_aligned_product_matches_plain():
+    """The padded (aligned) head product that CUDA takes gives the plain product's values and
+    gradients; it is exercised here on CPU by forcing the alignment."""
+    from nextlat.models.transformer import HEAD_ROW_MULTIPLE, head_logits
+
+    torch.manual_seed(0)
+    V = 3 * HEAD_ROW_MULTIPLE + 5  # not a multiple: padding happens
+    x1 = torch.randn(2, 7, 16, requires_grad=True)
+    w1 = torch.randn(V, 16, requires_grad=True)
+    x2, w2 = x1.detach().clone().requires_grad_(), w1.detach().clone().requires_grad_()
+    plain = torch.nn.functional.linear(x1, w1)
+    aligned = head_logits(x2, w2, align=True)
+    assert aligned.shape == plain.shape == (2, 7, V)
+    torch.testing.assert_close(aligned, plain, rtol=1e-6, atol=1e-6)
+    g = torch.randn_like(plain)
+    (plain * g).sum().backward()
+    (aligned * g).sum().backward()
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(w2.grad, w1.grad, rtol=1e-5, atol=1e-6)
+    assert w2.grad.shape == (V, 16)  # the parameter keeps V rows
+
+
+@pytest.mark.parametrize("method", ["gpt", "nextlat", "mtp", "jtp", "bst"])
+def test_every_output_head_takes_the_aligned_product(method):
+    """Each objective's vocabulary head is an OutputHead, so on CUDA its product takes the
+    aligned kernels (an nn.Linear head fell back to ~5x slower ones with V = 50,257)."""
+    from nextlat.models.transformer import OutputHead
+
+    obj = build_objective(model_cfg(), {"name": method})
+    assert isinstance(obj.head, OutputHead)

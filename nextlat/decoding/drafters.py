@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ..models.transformer import head_logits
 from .speculative import Calibration, Draft, DraftLength, draft_tokens
 
 
@@ -48,7 +49,7 @@ class _SelfDrafter:
 
     def read_out(self, state: Tensor) -> Tensor:
         """Logits of a drafted state over the draft vocabulary."""
-        return torch.nn.functional.linear(state, self._weight)
+        return head_logits(state, self._weight)
 
     @torch.no_grad()
     def propose(self, context: Tensor, anchor: int, length: DraftLength, temperature: float,

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..models.layout import Layout
-from ..models.transformer import KVCache, ModelConfig, Transformer, init_weights, make_norm, swiglu_hidden
+from ..models.transformer import (KVCache, ModelConfig, OutputHead, Transformer, init_weights, make_norm,
+                                  swiglu_hidden)
 from .base import Batch, MethodSettings, Objective, StepOutput, register, setting, upcast
 
 # Bytes of pair-head activations kept for backward before the head is checkpointed instead
@@ -111,7 +112,7 @@ class BST(Objective):
         if self.backward_encoder.pos_emb is not None:  # learned positions: shared like RoPE
             self.backward_encoder.pos_emb = self.forward_encoder.pos_emb
         self.text_head = TextHead(model)
-        self.head = nn.Linear(model.n_embd, model.vocab_size, bias=False)  # untied, shared by both halves
+        self.head = OutputHead(model)  # untied, shared by both halves
         init_weights(self)
 
         # Subsampling state (persistent: a resumed run continues the same stream).

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from torch import Tensor, nn
 
 from ..models.layout import Layout
-from ..models.transformer import KVCache, ModelConfig, Transformer, init_weights
+from ..models.transformer import KVCache, ModelConfig, OutputHead, Transformer, init_weights
 from .base import Batch, MethodSettings, Objective, StepOutput, register, token_accuracy, token_ce
 
 
@@ -23,7 +23,7 @@ class GPT(Objective):
     def __init__(self, model: ModelConfig, method: dict):
         super().__init__(model, method)
         self.trunk = Transformer(model)
-        self.head = nn.Linear(model.n_embd, model.vocab_size, bias=False)  # untied from tok_emb
+        self.head = OutputHead(model)  # untied from tok_emb
         init_weights(self)
 
     def logits(self, tokens: Tensor, layout: Layout | None = None) -> Tensor:

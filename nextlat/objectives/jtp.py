@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..models.layout import Layout
-from ..models.transformer import KVCache, ModelConfig, Transformer, init_weights, make_norm
+from ..models.transformer import KVCache, ModelConfig, OutputHead, Transformer, init_weights, make_norm
 from .base import (IGNORE, Batch, MethodSettings, Objective, StepOutput, horizon_problem, register, setting,
                    token_accuracy, upcast)
 
@@ -93,7 +93,7 @@ class JTP(Objective):
         self.lambda_mtp = self.settings.lambda_mtp
         D = model.n_embd
         self.trunk = Transformer(model)
-        self.head = nn.Linear(D, model.vocab_size, bias=False)  # shared by all slots, untied
+        self.head = OutputHead(model)  # shared by all slots, untied
         self.combine = TeacherCombine(D)
         self.fetch = FetchAttention(model, self.horizon + 1)
         self.out_norm = make_norm(D, model.norm, model.bias)  # one norm for every slot output

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..models.layout import Layout
-from ..models.transformer import Block, KVCache, ModelConfig, Transformer, init_weights, make_norm
+from ..models.transformer import Block, KVCache, ModelConfig, OutputHead, Transformer, init_weights, make_norm
 from .base import (IGNORE, Batch, MethodSettings, Objective, StepOutput, horizon_problem, register, setting,
                    token_ce, upcast)
 
@@ -71,7 +71,7 @@ class MTP(Objective):
         self.memory_efficient = self.settings.memory_efficient
         self.trunk = Transformer(model, n_layer=model.n_layer - 1, final_norm=False)
         self.heads = nn.ModuleList(MTPHead(model) for _ in range(self.horizon + 1))
-        self.head = nn.Linear(model.n_embd, model.vocab_size, bias=False)  # shared, untied
+        self.head = OutputHead(model)  # shared, untied
         init_weights(self)
 
     # --- pieces ----------------------------------------------------------------------

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..models.transformer import ModelConfig, init_weights, make_norm
+from ..models.transformer import ModelConfig, head_logits, init_weights, make_norm
 from .base import (Batch, MethodSettings, StepOutput, horizon_problem, register, setting, token_accuracy,
                    token_ce, upcast)
 from .gpt import GPT
@@ -174,7 +174,7 @@ class NextLat(GPT):
                 # positions are prompt), and without a graph when it is only logged.
                 sel = kl_mask.nonzero(as_tuple=True)
                 with torch.set_grad_enabled(self.train_token and torch.is_grad_enabled()):
-                    student_logits = pred[sel] @ student_head.t()
+                    student_logits = head_logits(pred[sel], student_head)
                 step.update(student_logits=student_logits, student_targets=targets[:, i:][sel])
             if use_kl:  # KL(softmax(head(sg h_{t+i})) || softmax(head(h-hat_{t+i})))
                 cross = (teacher_p[:, i:][sel] * F.log_softmax(upcast(student_logits), dim=-1)).sum(-1)
