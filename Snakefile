@@ -23,6 +23,7 @@ include: "rules/probe.smk"
 include: "rules/stages.smk"
 include: "rules/speculative.smk"
 include: "rules/throughput.smk"
+include: "rules/claims.smk"
 
 
 for _benchmark in ENABLED:  # a benchmark's own rules: report targets and extra stages

@@ -12,7 +12,7 @@ A benchmark is one folder, ``nextlat/benchmarks/<name>/``:
 * ``report.py``    one function per report target (``fig6(inputs, outputs, params)``); a figure
   with heavy code of its own may live in its own module (e.g. a ``maps.py`` for a map figure), so
   that editing it redraws that figure only (the rule names the module in ``params.stage``);
-* ``paper.py``     the paper's numbers;
+* ``paper.py``     the paper's numbers and its claims (``CLAIMS``, checked by ``snakemake claims``);
 * ``schema.yaml``  its block of the config schema.
 
 The spec never imports its own ``evaluate``/``report`` modules: stages are reached through
@@ -64,6 +64,9 @@ class Benchmark:
     probes: ClassVar[bool] = False
     # Report targets (rule names of rules/<name>.smk) that `all` builds.
     reports: ClassVar[tuple[str, ...]] = ()
+    # The stage ("module:function") that builds the values its claims (paper.CLAIMS) read from
+    # the claims rule's inputs (evals, probes, speculative records); None: the eval records.
+    claim_frame: ClassVar[str | None] = None
     # The benchmark's own stages beyond data/train/eval ("module:function", called by the
     # rules of rules/<name>.smk through nextlat.stages.call).
     extra_stages: ClassVar[tuple[str, ...]] = ()

@@ -78,7 +78,7 @@ PAPERS_LENGTH = "paper's draft length"
 DEGENERATE = 0.2  # distinct-token fraction of a continuation below which it is a loop
 
 
-def _papers_length(df: pd.DataFrame) -> pd.DataFrame:
+def papers_length(df: pd.DataFrame) -> pd.DataFrame:
     """Per (run, domain), the fixed draft length the paper reports: a drafter with a limit
     (MTP, JTP: d tokens) drafts its whole horizon, the longest fixed length up to it; one
     without (NextLat) its fastest length, as the paper reports NextLat's best."""
@@ -93,7 +93,7 @@ def summary_frame(df: pd.DataFrame, paper: Paper, labels: dict[str, str]) -> pd.
     """Long table: per model, policy (the paper's draft length, or an adaptive setting) and
     domain, the speed-up and accepted drafts per step (mean, std over seeds), the draft
     length(s) used and the paper's numbers."""
-    policies = {PAPERS_LENGTH: _papers_length(df)}
+    policies = {PAPERS_LENGTH: papers_length(df)}
     for name in sorted(df.loc[df["adaptive"], "setting"].unique()):
         policies[name] = df[df["setting"] == name]
     rows = []

@@ -21,6 +21,7 @@ class A5(Benchmark):
     name = "a5"
     title = "A5 word problem"
     reports = ("fig10", "table_a5")
+    claim_frame = "report:claim_frame"
     tagged_rows = True
     data_outputs = {"train": Output("train.parquet"), "val": Output("val.parquet"),
                     "test": Output("test.parquet"), "meta": Output("meta.json")}

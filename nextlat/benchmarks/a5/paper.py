@@ -12,3 +12,33 @@ PAPER_A5 = {
 # transformer blocks with their norms, embedding and output head left out.
 PAPER_PARAMS = {"rnn_cell": 2_620_000, "transformer_body": 6_430_000}
 PAPER_TRAIN_LENGTH, PAPER_TEST_LENGTH = 12, 36
+
+# --- the paper's claims, checked by `snakemake claims` (nextlat.report.claims) ---------------
+from ...report.claims import All, AtLeast, AtMost, Claim, Greater, Sel  # noqa: E402
+
+FAILS_BELOW = 0.5  # "fails": accuracy at the test length at most this (chance is 1/60)
+
+
+def _at_test(method: str, mode: str, trained_on_test: bool = False) -> Sel:
+    where = (("trained_on_test", trained_on_test),)
+    trained = "trained on the test length" if trained_on_test else "trained short"
+    return Sel(method, f"{mode}/position@test", "any", where, label=f"{method} {mode} ({trained})")
+
+
+CLAIMS = [
+    Claim("rnn_generalises", "NextLat's latent dynamics run as an RNN reach > 95% at the test length",
+          AtLeast(_at_test("nextlat", "rnn"), 0.95), paper="> 95% at length 36 after training on 12",
+          note="accuracy of the state at the test length's last position"),
+    Claim("transformers_fail_beyond_training",
+          f"Transformers (GPT, NextLat) trained short fail at the test length (accuracy <= {FAILS_BELOW:.0%})",
+          All((AtMost(_at_test("gpt", "transformer"), FAILS_BELOW),
+               AtMost(_at_test("nextlat", "transformer"), FAILS_BELOW))),
+          paper="both fit length 12 and fail beyond it"),
+    Claim("gpt_fails_even_trained_long",
+          f"GPT trained on the test length still fails at it (accuracy <= {FAILS_BELOW:.0%})",
+          AtMost(_at_test("gpt", "transformer", trained_on_test=True), FAILS_BELOW),
+          paper="GPT trained on 36 tokens also fails"),
+    Claim("rnn_beats_transformer", "At the test length the RNN beats the transformer it came from",
+          Greater(_at_test("nextlat", "rnn"), _at_test("nextlat", "transformer")),
+          paper="RNN > 95% vs transformer failing"),
+]

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ...report.style import method_color, plt, save
-from ...report.tables import load_records, method_rank, paper_name, write_table
+from ...report.tables import load_records, method_rank, paper_name, records_frame, write_table
 from . import group
 from .paper import PAPER_A5, PAPER_PARAMS, PAPER_TEST_LENGTH, PAPER_TRAIN_LENGTH
 
@@ -141,3 +141,12 @@ def table_a5(inputs, outputs, params):
             f"{PAPER_PARAMS['rnn_cell'] / 1e6:.2f}M for the RNN cell and {PAPER_PARAMS['transformer_body'] / 1e6:.2f}M "
             "for the transformer at its Table 5 size.")
     write_table(table(_records(inputs)), outputs["csv"], outputs["md"], note=note)
+
+
+def claim_frame(inputs: dict) -> pd.DataFrame:
+    """The values the claims (paper.CLAIMS) read: one row per run, plus ``trained_on_test``
+    (the run trained on sequences as long as the test length)."""
+    df = records_frame(load_records(inputs.get("evals") or []))
+    if not df.empty:
+        df["trained_on_test"] = df["train_length"] >= df["test_length"]
+    return df

@@ -5,3 +5,27 @@ PAPER_COUNTDOWN = {("gpt", None): 33.1, ("bst", None): 42.3,
                    ("mtp", 1): 39.2, ("mtp", 4): 49.7, ("mtp", 8): 57.3,
                    ("jtp", 1): 39.0, ("jtp", 4): 49.4, ("jtp", 8): 55.0,
                    ("nextlat", 1): 54.8, ("nextlat", 4): 57.6, ("nextlat", 8): 58.7}
+
+# --- the paper's claims, checked by `snakemake claims` (nextlat.report.claims) ---------------
+from ...report.claims import All, Claim, ForEach, Greater, Sel  # noqa: E402
+
+SOLVE = "solve_rate/greedy"  # the strict checker on greedy decoding (fig4's first column)
+
+
+def _beats_gpt_at_every_horizon(method: str):
+    return ForEach("horizon", lambda d: Greater(Sel(method, SOLVE, int(d), label=f"{method} d={int(d)}"),
+                                                Sel("gpt", SOLVE, None, label="gpt")), method=method)
+
+
+CLAIMS = [
+    Claim("nextlat_beats_gpt", "NextLat solves more problems than GPT at every horizon",
+          _beats_gpt_at_every_horizon("nextlat"), paper="NextLat 54.8 / 57.6 / 58.7% (d = 1/4/8) vs GPT 33.1%"),
+    Claim("nextlat_d1_beats_all", "At d = 1 NextLat beats every other method (GPT, BST, MTP d=1, JTP d=1)",
+          All(tuple(Greater(Sel("nextlat", SOLVE, 1, label="nextlat d=1"), other) for other in (
+              Sel("gpt", SOLVE, None, label="gpt"), Sel("bst", SOLVE, None, label="bst"),
+              Sel("mtp", SOLVE, 1, label="mtp d=1"), Sel("jtp", SOLVE, 1, label="jtp d=1")))),
+          paper="NextLat d=1 54.8% vs next best BST 42.3%"),
+    Claim("horizon_methods_beat_gpt", "MTP and JTP beat GPT at every horizon",
+          All((_beats_gpt_at_every_horizon("mtp"), _beats_gpt_at_every_horizon("jtp"))),
+          paper="MTP 39.2-57.3%, JTP 39.0-55.0% vs GPT 33.1%"),
+]

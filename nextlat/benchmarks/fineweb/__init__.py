@@ -24,6 +24,7 @@ class FineWeb(Benchmark):
     name = "fineweb"
     title = "FineWeb-Edu"
     reports = ("table2", "table6", "fig_val_loss", "table3", "table7", "fig_draft_length", "table4")
+    claim_frame = "report:claim_frame"
     extra_stages = ("corpus:make_corpus", "tokenize:tokenize_job", "prompts:make_prompts")
     data_outputs = {"train": Output("train", directory=True), "validation": Output("validation", directory=True),
                     "index": Output("index.json"), "meta": Output("meta.json")}

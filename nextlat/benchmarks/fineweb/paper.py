@@ -116,3 +116,26 @@ PAPER_TABLE4: dict[tuple[str, int | None], dict[str, float]] = {
     ("nextlat", 2): {"params_training": 1.40e9, "params_inference": 1.32e9, "steps_per_s": 2.79},
     ("nextlat", 8): {"params_training": 1.40e9, "params_inference": 1.32e9, "steps_per_s": 1.73},
 }
+
+# --- the paper's claims, checked by `snakemake claims` (nextlat.report.claims) ---------------
+# They read one row per run: ``avg_acc`` (Table 2's avg, per run) from the evaluation records and
+# ``speedup`` (mean over domains at the paper's draft length) from the speculative records
+# (report.claim_frame).
+from ...report.claims import All, AtLeastAs, Claim, ForEach, Greater, Sel  # noqa: E402
+
+
+def _speedup(method: str, d) -> Sel:
+    return Sel(method, "speedup", int(d), label=f"{method} d={int(d)}")
+
+
+CLAIMS = [
+    Claim("nextlat_d2_accuracy", "NextLat d=2 keeps GPT's average zero-shot accuracy (no worse beyond seed noise)",
+          AtLeastAs(Sel("nextlat", "avg_acc", 2, label="nextlat d=2 avg"), Sel("gpt", "avg_acc", None, label="gpt avg")),
+          paper=f"avg {PAPER_TABLE2[('nextlat', 2)]['avg']:.2f} vs GPT {PAPER_TABLE2[('gpt', None)]['avg']:.2f}",
+          note="avg over the accuracy tasks every run has (Table 2's avg)"),
+    Claim("speculative_ordering", "Self-speculative speed-up: NextLat > JTP > MTP at equal horizon",
+          ForEach("horizon", lambda d: All((Greater(_speedup("nextlat", d), _speedup("jtp", d)),
+                                            Greater(_speedup("jtp", d), _speedup("mtp", d)))), method="nextlat"),
+          paper="Table 3, d=2: NextLat 2.38-3.32x, JTP 1.88-1.90x, MTP 1.68-1.75x",
+          note="speed-up averaged over the prompt domains, at the paper's draft length"),
+]

@@ -426,3 +426,27 @@ def fig_val_loss(inputs: dict, outputs: dict, params: dict):
     df = fineweb_frame(inputs["evals"])
     curves = val_curves(metrics_files(inputs), df)
     plot_val_loss(curves, outputs["png"], outputs["pdf"], params.get("tokens_per_step"))
+
+
+# --- the values the claims read (paper.CLAIMS) ------------------------------------------------
+def claim_frame(inputs: dict) -> pd.DataFrame:
+    """One row per run: ``avg_acc`` (the mean of the accuracy columns every run has, in percent,
+    as Table 2's avg) from the evaluation records, and ``speedup`` (mean over prompt domains at
+    the paper's draft length, as Table 3) from the speculative records, on rows of their own."""
+    from ...report.speculative import papers_length, speculative_frame
+
+    frames = []
+    if inputs.get("evals"):
+        df = fineweb_frame(inputs["evals"])
+        acc = pd.DataFrame({c.label: in_units(df, c.metric) for c in ACC_COLUMNS})
+        covered = [c for c in acc.columns if acc[c].notna().all()]
+        frames.append(df[KEYS + ["seed"]].assign(avg_acc=acc[covered].mean(axis=1) if covered else np.nan))
+    if inputs.get("speculative"):
+        spec = papers_length(speculative_frame(load_records(inputs["speculative"])))
+        per_run = spec.groupby(["run_id", "method", "horizon", "seed"], as_index=False)["speedup"].mean()
+        frames.append(per_run.drop(columns="run_id"))
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    out["horizon"] = out["horizon"].astype("Int64")
+    return out

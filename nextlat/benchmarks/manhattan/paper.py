@@ -9,3 +9,30 @@ PAPER_TABLE1 = {"gpt": (100, 97.0, 0.65, 160.1, 85.0), "mtp": (100, 98.1, 0.64, 
                 "jtp": (100, 97.1, 0.32, 215.8, 87.0), "nextlat": (100, 98.7, 0.71, 52.7, 95.0),
                 "true world model": (100, 100, 1.00, float("nan"), 100)}
 PAPER_TABLE1_HORIZON = 8
+
+# --- the paper's claims, checked by `snakemake claims` (nextlat.report.claims) ---------------
+from ...report.claims import All, Claim, Greater, Less, Sel  # noqa: E402
+
+OTHERS = ("gpt", "mtp", "jtp")  # Table 1 compares these (no BST)
+
+
+def _nextlat_best(metric: str, lower_is_better: bool = False):
+    """NextLat ahead of every other method this scale runs (a method absent is not run)."""
+    better = Less if lower_is_better else Greater
+    return All(tuple(better(Sel("nextlat", metric, label="nextlat"), Sel(m, metric, label=m)) for m in OTHERS))
+
+
+def _paper(column: int) -> str:
+    return ", ".join(f"{m} {v[column]:g}" for m, v in PAPER_TABLE1.items() if m != "true world model")
+
+
+CLAIMS = [
+    Claim("nextlat_most_valid", "NextLat has the highest valid-trajectory rate", _nextlat_best("valid_trajectories"),
+          paper=_paper(1) + " (%)"),
+    Claim("nextlat_best_compression", "NextLat has the highest sequence-compression precision",
+          _nextlat_best("compression"), paper=_paper(2)),
+    Claim("nextlat_most_robust", "NextLat has the highest detour robustness", _nextlat_best("detour_robustness"),
+          paper=_paper(4) + " (%; MTP ties NextLat at 95.0)"),
+    Claim("nextlat_lowest_rank", "NextLat has the lowest effective latent rank (the most compact belief states)",
+          _nextlat_best("effective_rank", lower_is_better=True), paper=_paper(3)),
+]

@@ -14,6 +14,7 @@ class PathStar(Benchmark):
     name = "pathstar"
     title = "Path-Star"
     reports = ("fig6",)
+    claim_frame = "report:claim_frame"
 
     def task_vars(self, task: str) -> dict[str, int]:
         from .data import parse_task

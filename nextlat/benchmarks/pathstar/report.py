@@ -152,3 +152,14 @@ def fig6(inputs: dict, outputs: dict, params: dict) -> None:
     records = load_records(inputs["evals"])
     plot_pathstar(records, outputs["png"], outputs["pdf"])
     write_table(pathstar_table(records), outputs["csv"], outputs["md"])
+
+
+def claim_frame(inputs: dict) -> pd.DataFrame:
+    """The values the claims (paper.CLAIMS) read: one row per run, plus ``largest`` (the run's
+    graph is the largest this scale runs)."""
+    df = records_frame(load_records(inputs.get("evals") or []))
+    if df.empty:
+        return df
+    largest = max(df["task"].unique(), key=graph_size)
+    df["largest"] = df["task"] == largest
+    return df

@@ -19,6 +19,7 @@ class TinyStories(Benchmark):
     name = "tinystories"
     title = "TinyStories"
     reports = ("fig8", "fig16", "fig12", "fig13", "fig14", "stories")
+    claim_frame = "report:claim_frame"
     extra_stages = ("corpus:make_corpus", "tokenizer:make_tokenizer")
     probes = True  # the generic `probe` rule: 20 linear probes per run
     data_outputs = {"train": Output("train", directory=True), "validation": Output("validation", directory=True),

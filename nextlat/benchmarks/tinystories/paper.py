@@ -36,3 +36,31 @@ PAPER_SHAPE = {
                          "and/or the output head in the KL.",
               "paper": "the paper trains with both stop-gradients; its ablation curves are not restated as numbers."},
 }
+
+# --- the paper's claims, checked by `snakemake claims` (nextlat.report.claims) ---------------
+# They read the probe CE per (run, offset) of the runs trained with the paper's loss (report.claim_frame).
+from ...report.claims import All, Claim, ForEach, Greater, Less, Sel, Within  # noqa: E402
+
+
+def _ce(method: str, horizon, offset: int) -> Sel:
+    h = "" if horizon is None else f" d={int(horizon)}"
+    return Sel(method, "ce", None if horizon is None else int(horizon), (("offset", offset),),
+               label=f"{method}{h} k={offset}")
+
+
+def _per_horizon(method: str, make) -> ForEach:
+    return ForEach("horizon", make, method=method)
+
+
+CLAIMS = [
+    Claim("nextlat_best_ahead", "NextLat's probes predict tokens 2..20 ahead better than GPT's (lower probe CE)",
+          _per_horizon("nextlat", lambda d: ForEach("offset", lambda k: Less(_ce("nextlat", d, k), _ce("gpt", None, k)),
+                                                    method="nextlat", keep=lambda k: k >= 2)),
+          paper="Fig. 8: NextLat is the best up to offset 20 (curves, no numbers)"),
+    Claim("nextlat_matches_gpt_next_token", "NextLat's offset-1 probe matches GPT's (within seed noise)",
+          _per_horizon("nextlat", lambda d: Within(_ce("nextlat", d, 1), _ce("gpt", None, 1))),
+          paper="Fig. 8: NextLat matches GPT at offset 1"),
+    Claim("mtp_jtp_worse_next_token", "MTP's and JTP's offset-1 probes are worse than GPT's",
+          All(tuple(_per_horizon(m, lambda d, m=m: Greater(_ce(m, d, 1), _ce("gpt", None, 1))) for m in ("mtp", "jtp"))),
+          paper="Fig. 8: BST, MTP and JTP worsen offset 1"),
+]

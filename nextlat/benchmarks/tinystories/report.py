@@ -230,3 +230,13 @@ def stories(inputs, outputs, params):
         for i, story in enumerate(rec["stories"], 1):
             lines += [f"{i}. " + " ".join(story.split()), ""]
     write_text(outputs["md"], "\n".join(lines) + "\n")
+
+
+def claim_frame(inputs: dict) -> pd.DataFrame:
+    """The values the claims (paper.CLAIMS) read: probe CE per (run, offset) of every run trained
+    with the paper's loss (NextLat's ablation variants are other settings, not more seeds)."""
+    probes = inputs.get("probes") or []
+    if not probes:
+        return pd.DataFrame()
+    df = probe_frame(probes)
+    return df[(df["method"] != "nextlat") | is_paper_loss(df)].reset_index(drop=True)

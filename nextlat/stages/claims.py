@@ -1,0 +1,71 @@
+"""The claims table (``snakemake claims``): every enabled benchmark's claims (its slice's
+``paper.CLAIMS``) evaluated on its results at the chosen scale, then gathered into one table,
+with the claims of benchmarks the scale does not run listed as not run.
+
+Per benchmark (rule ``benchmark_claims``), the values the checks read are the slice's
+evaluation records by default; a slice whose claims read other records (probes, speculative
+decoding) names a ``claim_frame`` stage that builds them from the rule's inputs.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from .. import benchmarks
+from ..io import write_text
+from ..report.claims import CLAIM_COLUMNS, RULE, evaluate_claims, not_run, summary_line
+from ..report.tables import load_records, markdown, records_frame, write_csv
+
+log = logging.getLogger(__name__)
+
+
+def claims_of(benchmark: str) -> list:
+    """The slice's ``paper.CLAIMS``; none for a slice without a ``paper`` module or claims (a
+    new benchmark lists none until its paper.py declares them)."""
+    spec = benchmarks.get(benchmark)
+    if importlib.util.find_spec(spec.module_name("paper")) is None:
+        return []
+    return list(getattr(importlib.import_module(spec.module_name("paper")), "CLAIMS", []))
+
+
+def values_frame(benchmark: str, inputs: dict) -> pd.DataFrame:
+    spec = benchmarks.get(benchmark)
+    if spec.claim_frame:
+        return spec.stage(spec.claim_frame)(inputs)
+    evals = inputs.get("evals") or []
+    return records_frame(load_records(evals)) if evals else pd.DataFrame()
+
+
+def benchmark_claims(benchmark: str, inputs: dict, out_csv) -> pd.DataFrame:
+    df = values_frame(benchmark, inputs)
+    table = evaluate_claims(benchmark, claims_of(benchmark), df)
+    log.info("%s: %d claims on %d result rows: %s", benchmark, len(table), len(df), summary_line(table))
+    return write_csv(table, out_csv)
+
+
+def gather_claims(tables: list, enabled: list[str], scale: str, out_csv, out_md) -> pd.DataFrame:
+    """One table of every benchmark's claims, enabled ones from their tables, in registry order."""
+    parts = {Path(p).parent.name: pd.read_csv(p, keep_default_na=False) for p in tables}
+    frames = []
+    for name in benchmarks.names():
+        if name in parts:
+            frames.append(parts[name])
+        else:
+            why = (f"benchmarks.{name} is disabled at scale {scale}" if name not in enabled
+                   else "no claims table")
+            frames.append(not_run(name, claims_of(name), why))
+    table = pd.concat(frames, ignore_index=True)[CLAIM_COLUMNS]
+    write_csv(table, out_csv)
+    shown = table.assign(claim=[f"**{b}** · {s}" for b, s in zip(table["benchmark"], table["statement"])])
+    shown = shown[["claim", "verdict", "ours", "paper", "reason"]].rename(columns={"ours": "ours (mean ± std, n seeds)"})
+    write_text(out_md, f"# The paper's claims at scale `{scale}`\n\n{summary_line(table)}.\n\n"
+                       f"Rule: {RULE}\n\n" + markdown(shown) + "\n")
+    log.info("claims at scale %s: %s", scale, summary_line(table))
+    return table
+
+
+__all__ = ["benchmark_claims", "claims_of", "gather_claims", "values_frame"]
