@@ -117,13 +117,33 @@ def test_for_each_task_every_and_some_and_keep():
     assert C.ForEach("task", make, method="b")(df).verdict == C.NOT_RUN           # no rows of b
 
 
-def test_an_ambiguous_horizon_is_reported_not_pooled():
-    df = frame({("a", 1, "t"): [0.9, 0.91], ("a", 8, "t"): [0.1, 0.11], ("b", None, "t"): [0.5, 0.51]})
+@pytest.mark.parametrize("rows", [
+    {("a", 1, "t"): [0.9, 0.91], ("a", 8, "t"): [0.1, 0.11]},        # two horizons
+    {("a", None, "t"): [0.9, 0.91], ("a", 1, "t"): [0.1, 0.11]},     # no horizon and d=1
+    {("a", 1, "g1"): [0.9, 0.91], ("a", 1, "g2"): [0.1, 0.11]},      # two tasks: not more seeds
+])
+def test_pooled_settings_stop_the_claims_with_the_claims_name(rows):
+    df = frame({**rows, ("b", None, "t"): [0.5, 0.51]})
     claim = C.Claim("x", "a > b", C.Greater(sel("a"), sel("b", None)))
-    row = C.evaluate_claims("bench", [claim], df).iloc[0]
-    assert row["verdict"] == C.INCONCLUSIVE and "several horizons" in row["reason"]
+    with pytest.raises(ValueError, match="claim 'x'"):
+        C.evaluate_claims("bench", [claim], df)
+
+
+def test_naming_the_setting_resolves_the_pooling():
+    df = frame({("a", 1, "t"): [0.9, 0.91], ("a", 8, "t"): [0.1, 0.11], ("b", None, "t"): [0.5, 0.51]})
     claim = C.Claim("x", "a d=1 > b", C.Greater(sel("a", 1), sel("b", None)))
     assert C.evaluate_claims("bench", [claim], df).iloc[0]["verdict"] == C.HOLDS
+
+
+def test_non_finite_values_count_as_missing():
+    df = frame({("a", None, "t"): [0.9, 0.91, float("inf")], ("b", None, "t"): [0.1, float("nan"), 0.11]})
+    out = C.Greater(sel("a"), sel("b"))(df)
+    assert out.verdict == C.HOLDS and "(n=2)" in out.numbers
+
+
+def test_a_threshold_column_without_values_is_not_run():
+    df = frame({("a", None, "t"): [0.5, 0.51]})
+    assert C.AtMost(sel("a"), "chance")(df).verdict == C.NOT_RUN
 
 
 # --- the slices' claims on synthetic evaluation records -------------------------------------
@@ -194,3 +214,71 @@ def test_every_slice_declares_claims_with_unique_ids():
         assert len(ids) == len(set(ids)), f"{name}: duplicate claim ids {ids}"
         # every claim evaluates on an empty frame to "not run" (nothing crashes before data exists)
         assert set(C.evaluate_claims(name, claims, pd.DataFrame())["verdict"]) == {C.NOT_RUN}
+
+
+def probes_record(tmp_path, method, horizon, seed, ces, **variant):
+    name = f"ts_{method}{horizon or ''}{''.join(variant)}_s{seed}"
+    rec = {"run": {"run_id": name, "benchmark": "tinystories", "task": "ts", "seed": seed, "method": method,
+                   "horizon": horizon},
+           "method": {"name": method, **({"horizon": horizon} if horizon else {}), **variant},
+           "probes": {"offsets": list(range(1, len(ces) + 1)), "ce": ces}}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(rec))
+    return str(path)
+
+
+def test_tinystories_claims_read_paper_loss_runs_only(tmp_path):
+    """NextLat beats GPT ahead and matches it at offset 1; MTP/JTP are worse at offset 1. A
+    NextLat ablation run with terrible probes must not be pooled in as another seed."""
+    probes = []
+    for seed in range(3):
+        e = 0.01 * seed
+        probes.append(probes_record(tmp_path, "gpt", None, seed, [3.0 + e, 4.0 + e, 4.5 + e]))
+        probes.append(probes_record(tmp_path, "nextlat", 2, seed, [3.0 + e, 3.5 + e, 4.0 + e]))
+        probes.append(probes_record(tmp_path, "nextlat", 2, seed, [9.0, 9.0, 9.0], stop_grad="none"))
+        probes.append(probes_record(tmp_path, "mtp", 2, seed, [3.5 + e, 4.5 + e, 5.0 + e]))
+        probes.append(probes_record(tmp_path, "jtp", 2, seed, [3.4 + e, 4.5 + e, 5.0 + e]))
+    table = benchmark_claims("tinystories", {"probes": probes}, tmp_path / "c.csv")
+    assert dict(zip(table["claim"], table["verdict"])) == {
+        "nextlat_best_ahead": C.HOLDS, "nextlat_matches_gpt_next_token": C.HOLDS,
+        "mtp_jtp_worse_next_token": C.HOLDS}
+
+
+def test_a5_claims_split_runs_by_training_length(tmp_path):
+    evals = []
+    for seed in range(2):
+        for task, train_len, method, acc in (("len4", 4, "gpt", {"transformer": 0.1}),
+                                             ("len4", 4, "nextlat", {"transformer": 0.1, "rnn": 0.97}),
+                                             ("len12", 12, "gpt", {"transformer": 0.9})):
+            metrics = {"train_length": train_len, "test_length": 12}
+            metrics.update({f"{mode}/position@test": a + 0.005 * seed for mode, a in acc.items()})
+            rec = {"run": {"run_id": f"{task}_{method}_s{seed}", "benchmark": "a5", "task": task,
+                           "method": method, "horizon": 1 if method == "nextlat" else None, "seed": seed},
+                   "metrics": metrics}
+            path = tmp_path / f"{task}_{method}_{seed}.json"
+            path.write_text(json.dumps(rec))
+            evals.append(str(path))
+    table = benchmark_claims("a5", {"evals": evals}, tmp_path / "c.csv")
+    assert dict(zip(table["claim"], table["verdict"])) == {
+        "rnn_generalises": C.HOLDS, "transformers_fail_beyond_training": C.HOLDS,
+        "gpt_fails_even_trained_long": C.FAILS,  # this GPT, trained on length 12, does not fail
+        "rnn_beats_transformer": C.HOLDS}
+
+
+def test_countdown_claims_compare_every_horizon_with_gpt(tmp_path):
+    """NextLat beats GPT at d=1 but not at d=4: the every-horizon claim fails; nothing is
+    'not run' when every method of the claims has results (catches a misspelled metric)."""
+    evals = []
+    rates = {("gpt", None): 0.30, ("bst", None): 0.40, ("mtp", 1): 0.35, ("jtp", 1): 0.36,
+             ("nextlat", 1): 0.55, ("nextlat", 4): 0.302, ("mtp", 4): 0.45, ("jtp", 4): 0.45}
+    for (m, h), rate in rates.items():
+        for seed in range(3):
+            rec = {"run": {"run_id": f"cd_{m}{h}_s{seed}", "benchmark": "countdown", "task": "cd4", "method": m,
+                           "horizon": h, "seed": seed}, "metrics": {"solve_rate/greedy": rate + 0.005 * seed}}
+            path = tmp_path / f"{m}{h}_{seed}.json"
+            path.write_text(json.dumps(rec))
+            evals.append(str(path))
+    table = benchmark_claims("countdown", {"evals": evals}, tmp_path / "c.csv")
+    assert dict(zip(table["claim"], table["verdict"])) == {
+        "nextlat_beats_gpt": C.INCONCLUSIVE,   # d=1 holds, d=4 (0.302 vs 0.30, spread 0.01) inconclusive
+        "nextlat_d1_beats_all": C.HOLDS, "horizon_methods_beat_gpt": C.HOLDS}

@@ -17,7 +17,8 @@ deviation s, n seeds):
 * *A >= B* (no worse: the paper's "matches or beats") fails when m_B - m_A > s_A + s_B and
   holds otherwise.
 * A setting with fewer than two seeds gives *inconclusive* (no spread to judge by); a setting
-  with no values gives *not run*.
+  with no values gives *not run* (not run wins when both happen in one comparison).
+  Non-finite values count as missing.
 * *all of* holds when every part holds; it fails when one part fails; else not run if one part
   was not run, else inconclusive. *any of* holds when one part holds; else inconclusive if one
   part is inconclusive, else not run if one part was not run, else fails.
@@ -77,7 +78,9 @@ class Sel:
         return f"{self.method}{h}{extra} {self.metric}"
 
     def values(self, df: pd.DataFrame) -> np.ndarray:
-        if df.empty or self.metric not in df.columns:
+        """One value per seed. Non-finite values count as missing. Rows of several settings
+        (two horizons, tasks or training lengths per seed) are refused, not pooled as seeds."""
+        if df.empty or self.metric not in df.columns:  # e.g. no speculative records: not run
             return np.array([])
         rows = df[df["method"] == self.method]
         if self.horizon is None:
@@ -86,10 +89,19 @@ class Sel:
             rows = rows[rows["horizon"] == self.horizon]
         for key, value in self.where:
             rows = rows[rows[key] == value] if key in rows.columns else rows.iloc[0:0]
-        if self.horizon == "any" and rows["horizon"].nunique() > 1:
-            raise ValueError(f"{self.name()}: several horizons {sorted(rows['horizon'].dropna().unique())}; "
-                             "name one")
-        return pd.to_numeric(rows[self.metric], errors="coerce").dropna().to_numpy(dtype=float)
+        values = pd.to_numeric(rows[self.metric], errors="coerce").astype(float)
+        rows = rows[np.isfinite(values)]
+        if self.horizon == "any" and rows["horizon"].nunique(dropna=False) > 1:
+            raise ValueError(f"{self.name()}: several horizons {rows['horizon'].unique().tolist()}; name one")
+        if "seed" in rows.columns and rows["seed"].duplicated().any():
+            raise ValueError(f"{self.name()}: several results per seed (settings that differ in "
+                             f"{self._differing(rows)}); select one")
+        return values[rows.index].to_numpy(dtype=float)
+
+    @staticmethod
+    def _differing(rows: pd.DataFrame) -> list[str]:
+        keys = [c for c in rows.columns if c not in ("seed", "run_id") and rows[c].map(repr).nunique() > 1]
+        return keys[:5]
 
 
 @dataclass(frozen=True)
@@ -163,6 +175,11 @@ def Less(a: Sel, b: Sel) -> Check:
     return Greater(b, a)
 
 
+def AtMostAs(a: Sel, b: Sel) -> Check:
+    """A <= B, no worse where lower is better (a loss): B >= A."""
+    return AtLeastAs(b, a)
+
+
 @dataclass(frozen=True)
 class AtLeastAs(Check):
     """A >= B ("no worse"): holds unless B exceeds A by more than the combined seed spread
@@ -226,6 +243,8 @@ class AtLeast(Check):
         numbers = f"{A.text()} vs {op} {v:.3g}"
         if early:
             return Outcome(early.verdict, early.reason, numbers)
+        if not math.isfinite(v):
+            return Outcome(NOT_RUN, f"no threshold: {self.value!r} has no values for {A.label}", numbers)
         lo, hi = A.mean - A.std, A.mean + A.std
         clear, miss = (hi <= v, lo > v) if self.at_most else (lo >= v, hi < v)
         if clear:
@@ -323,8 +342,8 @@ def evaluate_claims(benchmark: str, claims: Sequence[Claim], df: pd.DataFrame) -
     for c in claims:
         try:
             out = c.check(df)
-        except ValueError as err:  # an ambiguous selection is a bug in the claim list: say so
-            out = Outcome(INCONCLUSIVE, f"check could not be evaluated: {err}")
+        except (ValueError, KeyError) as err:  # a claim that selects pooled or absent settings: a bug
+            raise ValueError(f"{benchmark} claim {c.id!r} cannot be evaluated on these results: {err}") from err
         rows.append({"benchmark": benchmark, "claim": c.id, "statement": c.statement, "paper": c.paper,
                      "verdict": out.verdict, "reason": out.reason, "ours": out.numbers, "note": c.note})
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
@@ -342,6 +361,6 @@ def summary_line(table: pd.DataFrame) -> str:
     return ", ".join(f"{int(counts.get(v, 0))} {v}" for v in VERDICTS)
 
 
-__all__ = ["All", "AtLeast", "AtLeastAs", "AtMost", "Any_", "CLAIM_COLUMNS", "Check", "Claim", "FAILS", "ForEach", "Greater",
+__all__ = ["All", "AtLeast", "AtLeastAs", "AtMost", "AtMostAs", "Any_", "CLAIM_COLUMNS", "Check", "Claim", "FAILS", "ForEach", "Greater",
            "HOLDS", "INCONCLUSIVE", "Less", "MIN_SEEDS", "NOT_RUN", "Outcome", "RULE", "Sel", "VERDICTS", "Within",
            "evaluate_claims", "not_run", "summary_line"]

@@ -438,9 +438,15 @@ def claim_frame(inputs: dict) -> pd.DataFrame:
     frames = []
     if inputs.get("evals"):
         df = fineweb_frame(inputs["evals"])
-        acc = pd.DataFrame({c.label: in_units(df, c.metric) for c in ACC_COLUMNS})
-        covered = [c for c in acc.columns if acc[c].notna().all()]
-        frames.append(df[KEYS + ["seed"]].assign(avg_acc=acc[covered].mean(axis=1) if covered else np.nan))
+        runs = df[KEYS + ["seed"]].copy()
+        labels = [c.label for c in ACC_COLUMNS]
+        for c in ACC_COLUMNS:
+            runs[c.label] = in_units(df, c.metric)
+        # Table 2's avg: the accuracy columns every setting has, averaged per run (NaN if one is missing)
+        has = runs.groupby(KEYS, dropna=False)[labels].count() > 0
+        covered = [c for c in labels if has[c].all()]
+        runs["avg_acc"] = runs[covered].mean(axis=1, skipna=False) if covered else np.nan
+        frames.append(runs[KEYS + ["seed", "avg_acc"]])
     if inputs.get("speculative"):
         spec = papers_length(speculative_frame(load_records(inputs["speculative"])))
         per_run = spec.groupby(["run_id", "method", "horizon", "seed"], as_index=False)["speedup"].mean()

@@ -11,15 +11,25 @@ PAPER_TABLE1 = {"gpt": (100, 97.0, 0.65, 160.1, 85.0), "mtp": (100, 98.1, 0.64, 
 PAPER_TABLE1_HORIZON = 8
 
 # --- the paper's claims, checked by `snakemake claims` (nextlat.report.claims) ---------------
-from ...report.claims import All, Claim, Greater, Less, Sel  # noqa: E402
+from ...report.claims import All, AtLeastAs, Claim, ForEach, Greater, Less, Sel  # noqa: E402
 
 OTHERS = ("gpt", "mtp", "jtp")  # Table 1 compares these (no BST)
 
 
-def _nextlat_best(metric: str, lower_is_better: bool = False):
-    """NextLat ahead of every other method this scale runs (a method absent is not run)."""
-    better = Less if lower_is_better else Greater
-    return All(tuple(better(Sel("nextlat", metric, label="nextlat"), Sel(m, metric, label=m)) for m in OTHERS))
+def _nextlat_best(metric: str, lower_is_better: bool = False, ties: tuple[str, ...] = ()):
+    """At each horizon NextLat runs, NextLat ahead of GPT and of MTP and JTP at that horizon
+    (``ties``: methods the paper itself reports level with NextLat, which it need only match)."""
+    def at(d):
+        nextlat = Sel("nextlat", metric, int(d), label=f"nextlat d={int(d)}")
+        parts = []
+        for m in OTHERS:
+            other = Sel(m, metric, None if m == "gpt" else int(d), label=m if m == "gpt" else f"{m} d={int(d)}")
+            if m in ties:
+                parts.append(AtLeastAs(other, nextlat) if lower_is_better else AtLeastAs(nextlat, other))
+            else:
+                parts.append(Less(nextlat, other) if lower_is_better else Greater(nextlat, other))
+        return All(tuple(parts))
+    return ForEach("horizon", at, method="nextlat")
 
 
 def _paper(column: int) -> str:
@@ -31,8 +41,9 @@ CLAIMS = [
           paper=_paper(1) + " (%)"),
     Claim("nextlat_best_compression", "NextLat has the highest sequence-compression precision",
           _nextlat_best("compression"), paper=_paper(2)),
-    Claim("nextlat_most_robust", "NextLat has the highest detour robustness", _nextlat_best("detour_robustness"),
-          paper=_paper(4) + " (%; MTP ties NextLat at 95.0)"),
+    Claim("nextlat_most_robust", "NextLat has the highest detour robustness (level with MTP, as in the paper)",
+          _nextlat_best("detour_robustness", ties=("mtp",)), paper=_paper(4) + " (%)",
+          note="the paper reports MTP level with NextLat (95.0%): NextLat need only match MTP"),
     Claim("nextlat_lowest_rank", "NextLat has the lowest effective latent rank (the most compact belief states)",
           _nextlat_best("effective_rank", lower_is_better=True), paper=_paper(3)),
 ]

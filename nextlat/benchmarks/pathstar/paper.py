@@ -11,7 +11,7 @@ for _m in ("gpt", "mtp", "jtp"):
 PAPER_HORIZON = "l-2"
 
 # --- the paper's claims, checked by `snakemake claims` (nextlat.report.claims) ---------------
-from ...report.claims import All, AtLeast, AtMost, Claim, ForEach, Greater, Sel  # noqa: E402
+from ...report.claims import All, AtLeast, AtLeastAs, AtMost, Claim, ForEach, Greater, Sel  # noqa: E402
 
 SOLVE = "solve_rate/greedy"
 CHANCE_MARGIN = 0.05  # "at chance": a solve rate at most 1/degree + this
@@ -30,9 +30,11 @@ CLAIMS = [
     Claim("nextlat_solves_every_graph", "NextLat solves every graph (greedy solve rate >= 90%)",
           ForEach("task", lambda t: AtLeast(_solve("nextlat", task=t), 0.9), method="nextlat"),
           paper="near 100% on G(2,10), G(5,5), G(7,7) (Fig. 6)"),
-    Claim("nextlat_beats_gpt", "NextLat solves more graphs than GPT on every graph",
-          ForEach("task", lambda t: Greater(_solve("nextlat", task=t), _solve("gpt", task=t)), method="nextlat"),
-          paper="Fig. 6: NextLat ~100%, GPT at chance on at least one graph"),
+    Claim("nextlat_beats_gpt", "NextLat is no worse than GPT on every graph and better on at least one",
+          All((ForEach("task", lambda t: AtLeastAs(_solve("nextlat", task=t), _solve("gpt", task=t)), method="nextlat"),
+               ForEach("task", lambda t: Greater(_solve("nextlat", task=t), _solve("gpt", task=t)), method="nextlat",
+                       every=False))),
+          paper="Fig. 6: NextLat ~100% on all three graphs, GPT at chance on at least one"),
     Claim("next_token_methods_at_chance", "GPT, MTP and JTP fall to chance (<= 1/degree + 0.05) on at least "
           "one graph (the Clever-Hans failure)",
           All(tuple(_at_chance_somewhere(m) for m in ("gpt", "mtp", "jtp"))),
