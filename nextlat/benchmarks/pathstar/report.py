@@ -108,13 +108,16 @@ def pathstar_table(records: Iterable[dict]) -> pd.DataFrame:
     Numeric columns (CSV friendly): greedy/sample solve-rate mean and std over seeds,
     seeds, chance level, params; plus the paper's reported outcome as text.
     """
-    df = records_frame(records)
+    df = with_decisions(records_frame(records))
     df = df[df["benchmark"] == "pathstar"]
     keys = ["task", "method", "horizon"]
     greedy = summarize(df, "solve_rate/greedy", keys).rename(
         columns={"mean": "solve_greedy_mean", "std": "solve_greedy_std", "n": "seeds"})
     sample = summarize(df, "solve_rate/sample", keys).rename(
         columns={"mean": "solve_sample_mean", "std": "solve_sample_std"}).drop(columns="n")
+    for metric, name in ((FIRST, "first_decision"), (REST, "after_first")):
+        part = summarize(df, metric, keys).rename(columns={"mean": f"{name}_mean", "std": f"{name}_std"})
+        sample = sample.merge(part.drop(columns="n"), on=keys)
     extra = df.groupby(keys, dropna=False, sort=False).agg(
         chance=("chance_solve_rate", "mean"),
         params_training=("params/training", "first"),  # identical across seeds
@@ -130,9 +133,28 @@ def pathstar_table(records: Iterable[dict]) -> pd.DataFrame:
     table["method_name"] = table["method"]
     table["method"] = [method_label(m, h) for _, m, h in rows]
     cols = ["graph", "method", "solve_greedy_mean", "solve_greedy_std", "solve_sample_mean",
-            "solve_sample_std", "seeds", "chance", "params_training", "params_inference",
+            "solve_sample_std", "first_decision_mean", "first_decision_std", "after_first_mean",
+            "after_first_std", "seeds", "chance", "params_training", "params_inference",
             "paper", "task", "method_name", "horizon"]
     return table[cols]
+
+
+# Teacher-forced accuracy at the first path position after the source (which arm: the one
+# decision that needs planning) and over the positions after it (each the unique successor of
+# the previous node in the edge list: the Clever-Hans shortcut learns these, and a model that
+# has only these solves 1/degree of the graphs).
+FIRST, REST = "first_decision/teacher_forced", "after_first/teacher_forced"
+
+
+def with_decisions(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds FIRST and REST from each record's ``position_acc/teacher_forced`` (position 0 is
+    the source, copied from the prompt)."""
+    col = "position_acc/teacher_forced"
+    acc = df[col] if col in df.columns else pd.Series([None] * len(df), index=df.index)
+    df = df.copy()
+    df[FIRST] = [a[1] if isinstance(a, list) and len(a) > 1 else np.nan for a in acc]
+    df[REST] = [float(np.mean(a[2:])) if isinstance(a, list) and len(a) > 2 else np.nan for a in acc]
+    return df
 
 
 def sort_settings(table: pd.DataFrame) -> pd.DataFrame:
@@ -160,6 +182,7 @@ def claim_frame(inputs: dict) -> pd.DataFrame:
     df = records_frame(load_records(inputs.get("evals") or []))
     if df.empty:
         return df
+    df = with_decisions(df)
     largest = max(df["task"].unique(), key=graph_size)
     df["largest"] = df["task"] == largest
     return df
