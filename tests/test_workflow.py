@@ -100,7 +100,10 @@ def planned_after_edit(workdir, rel: str, target: str = "fig6") -> dict[str, lis
 
 
 def test_editing_plot_code_reruns_only_the_figure(workdir):
-    assert sorted(planned_after_edit(workdir, "nextlat/benchmarks/pathstar/report.py", "all")) == ["fig6"]
+    # the claims read Path-Star's values through report.claim_frame, so they are redone too
+    jobs = planned_after_edit(workdir, "nextlat/benchmarks/pathstar/report.py", "all")
+    assert sorted(jobs) == ["benchmark_claims", "claims", "fig6"]
+    assert jobs["benchmark_claims"] == ["benchmark=pathstar"]
 
 
 def test_bad_config_key_stops_before_planning(workdir):
@@ -205,8 +208,9 @@ def test_graph_without_coordinates_skips_maps_and_says_why(workdir):
 # --- what an edit to an objective reruns, across every benchmark (`all`) ----------------------
 def plan_for_methods(workdir, methods: set[str]) -> dict[str, list[str]]:
     """The jobs that must rerun when the code of ``methods`` changes: their runs' train and
-    eval jobs, the Manhattan map reconstructions of those runs (first seed), and the report
-    targets of every benchmark that has such a run (they read all its evals)."""
+    eval jobs, the Manhattan map reconstructions of those runs (first seed), the report
+    targets of every benchmark that has such a run (they read all its evals), its claims and
+    the gathered claims table."""
     from nextlat import benchmarks
     from nextlat.config import load
     from nextlat.decoding.drafters import SELF_DRAFTING
@@ -233,6 +237,9 @@ def plan_for_methods(workdir, methods: set[str]) -> dict[str, list[str]]:
     if timed:
         jobs["throughput"] = [f"benchmark={name}" for name in timed]
         jobs.setdefault("table4", [""])
+    # the claims of every benchmark with such a run, and the gathered table
+    jobs["benchmark_claims"] = sorted(f"benchmark={name}" for name in {r.benchmark for r in runs})
+    jobs["claims"] = [""]
     first_seed = cfg["benchmarks"]["manhattan"]["seeds"][0]
     recon = sorted(f"kind=runs, name={r.run_id}" for r in runs if r.benchmark == "manhattan" and r.seed == first_seed)
     if recon:
@@ -270,7 +277,8 @@ def test_new_probe_settings_rerun_the_probes_and_their_figures_only(workdir):
     from nextlat.runs import expand_runs
 
     jobs.pop("all", None)
-    assert sorted(jobs) == ["fig12", "fig13", "fig14", "fig16", "fig8", "probe"]
+    assert sorted(jobs) == ["benchmark_claims", "claims", "fig12", "fig13", "fig14", "fig16", "fig8", "probe"]
+    assert jobs["benchmark_claims"] == ["benchmark=tinystories"]
     assert len(jobs["probe"]) == len([r for r in expand_runs(load(workdir / "config.yaml", "smoke")).values()
                                       if r.benchmark == "tinystories"])
 
