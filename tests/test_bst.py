@@ -200,7 +200,8 @@ def saved_numel(fn):
     return total[0]
 
 
-def test_checkpointing_keeps_pair_activations_out_of_memory():
+def saved_with_and_without_checkpointing() -> tuple[int, int, int]:
+    """Saved-tensor elements of one loss with the pair head checkpointed and without, and the pair count."""
     batch = packed_batch()
     obj = make(pair_batch_size=16)
     n_pairs = obj.pairs(batch.tokens, batch.loss_mask)["f"].numel()
@@ -208,15 +209,19 @@ def test_checkpointing_keeps_pair_activations_out_of_memory():
     with_ckpt = saved_numel(lambda: obj.loss(batch))
     obj.checkpoint_pairs = False
     without = saved_numel(lambda: obj.loss(batch))
+    return with_ckpt, without, n_pairs
+
+
+def test_checkpointing_keeps_pair_activations_out_of_memory():
+    with_ckpt, without, n_pairs = saved_with_and_without_checkpointing()
     # without checkpointing every pair's logits (and more) are kept for backward
     assert without - with_ckpt > 2 * n_pairs * V
-    return with_ckpt, without
 
 
 def test_auto_checkpoints_only_above_the_activation_budget(monkeypatch):
     import nextlat.objectives.bst as bst_module
 
-    with_ckpt, without = test_checkpointing_keeps_pair_activations_out_of_memory()
+    with_ckpt, without, _ = saved_with_and_without_checkpointing()
     batch = packed_batch()
     obj = make(pair_batch_size=16)
     assert obj.checkpoint_pairs == "auto"
