@@ -150,24 +150,57 @@ class Check:
 
 
 @dataclass(frozen=True)
-class Greater(Check):
-    """A > B: ``a`` larger than ``b`` by more than their combined seed spread."""
+class _Pairwise(Check):
+    """A comparison of two settings: the missing/few-seeds verdicts, then ``judge`` on the
+    difference of the means and the summed seed spread."""
 
     a: Sel
     b: Sel
+
+    def judge(self, A: Stats, B: Stats, diff: float, spread: float) -> tuple[str, str]:
+        raise NotImplementedError
 
     def __call__(self, df):
         A, B = _stats(self.a, df), _stats(self.b, df)
         early = _missing_or_few(A, B)
         if early:
             return early
-        diff, spread = A.mean - B.mean, A.std + B.std
-        numbers = f"{A.text()}; {B.text()}"
+        verdict, reason = self.judge(A, B, A.mean - B.mean, A.std + B.std)
+        return Outcome(verdict, reason, f"{A.text()}; {B.text()}")
+
+
+def _exceeds(X: Stats, Y: Stats, by: float, spread: float) -> str:
+    return f"{X.label} exceeds {Y.label} by {by:.3g} > spread {spread:.3g}"
+
+
+class Greater(_Pairwise):
+    """A > B: ``a`` larger than ``b`` by more than their combined seed spread."""
+
+    def judge(self, A, B, diff, spread):
         if diff > spread:
-            return Outcome(HOLDS, f"{A.label} exceeds {B.label} by {diff:.3g} > spread {spread:.3g}", numbers)
+            return HOLDS, _exceeds(A, B, diff, spread)
         if -diff > spread:
-            return Outcome(FAILS, f"{B.label} exceeds {A.label} by {-diff:.3g} > spread {spread:.3g}", numbers)
-        return Outcome(INCONCLUSIVE, f"difference {diff:+.3g} within spread {spread:.3g}", numbers)
+            return FAILS, _exceeds(B, A, -diff, spread)
+        return INCONCLUSIVE, f"difference {diff:+.3g} within spread {spread:.3g}"
+
+
+class AtLeastAs(_Pairwise):
+    """A >= B ("no worse"): holds unless B exceeds A by more than the combined seed spread
+    (then it fails). For the paper's "matches or beats" claims, where a tie is the claim."""
+
+    def judge(self, A, B, diff, spread):
+        if -diff > spread:
+            return FAILS, _exceeds(B, A, -diff, spread)
+        return HOLDS, f"{A.label} - {B.label} = {diff:+.3g}, not below -spread {spread:.3g}"
+
+
+class Within(_Pairwise):
+    """A ~ B: the means differ by no more than the combined seed spread."""
+
+    def judge(self, A, B, diff, spread):
+        if abs(diff) <= spread:
+            return HOLDS, f"difference {diff:+.3g} within spread {spread:.3g}"
+        return FAILS, f"difference {diff:+.3g} beyond spread {spread:.3g}"
 
 
 def Less(a: Sel, b: Sel) -> Check:
@@ -178,45 +211,6 @@ def Less(a: Sel, b: Sel) -> Check:
 def AtMostAs(a: Sel, b: Sel) -> Check:
     """A <= B, no worse where lower is better (a loss): B >= A."""
     return AtLeastAs(b, a)
-
-
-@dataclass(frozen=True)
-class AtLeastAs(Check):
-    """A >= B ("no worse"): holds unless B exceeds A by more than the combined seed spread
-    (then it fails). For the paper's "matches or beats" claims, where a tie is the claim."""
-
-    a: Sel
-    b: Sel
-
-    def __call__(self, df):
-        A, B = _stats(self.a, df), _stats(self.b, df)
-        early = _missing_or_few(A, B)
-        if early:
-            return early
-        diff, spread = A.mean - B.mean, A.std + B.std
-        numbers = f"{A.text()}; {B.text()}"
-        if -diff > spread:
-            return Outcome(FAILS, f"{B.label} exceeds {A.label} by {-diff:.3g} > spread {spread:.3g}", numbers)
-        return Outcome(HOLDS, f"{A.label} - {B.label} = {diff:+.3g}, not below -spread {spread:.3g}", numbers)
-
-
-@dataclass(frozen=True)
-class Within(Check):
-    """A ~ B: the means differ by no more than the combined seed spread."""
-
-    a: Sel
-    b: Sel
-
-    def __call__(self, df):
-        A, B = _stats(self.a, df), _stats(self.b, df)
-        early = _missing_or_few(A, B)
-        if early:
-            return early
-        diff, spread = A.mean - B.mean, A.std + B.std
-        numbers = f"{A.text()}; {B.text()}"
-        if abs(diff) <= spread:
-            return Outcome(HOLDS, f"difference {diff:+.3g} within spread {spread:.3g}", numbers)
-        return Outcome(FAILS, f"difference {diff:+.3g} beyond spread {spread:.3g}", numbers)
 
 
 @dataclass(frozen=True)
