@@ -126,18 +126,25 @@ def in_units(df: pd.DataFrame, metric: str) -> pd.Series:
 
 
 # --- Table 2 --------------------------------------------------------------------------------
-def table2_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """Tidy Table 2: one row per (setting, column) with our mean, std, n_seeds, the paper's
-    value and, for a column no run has, why (``missing``). Also the accuracy columns the
-    average covers: those every setting has."""
-    reasons = missing_reasons(df)
-    runs = df[KEYS].copy()
+def run_values(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Per run (KEYS and seed): every Table 2 column in its units and the avg, the mean of the
+    accuracy columns every setting has (NaN for a run missing one of them); and those columns."""
+    runs = df[KEYS + ["seed"]].copy()
     for col in COLUMNS:
         runs[col.label] = in_units(df, col.metric)
     has = runs.groupby(KEYS, dropna=False)[[c.label for c in ACC_COLUMNS]].count() > 0
     covered = [c.label for c in ACC_COLUMNS if has[c.label].all()]
     # Per-run average, then over seeds: its std is the seed spread of the average itself.
     runs[AVG] = runs[covered].mean(axis=1, skipna=False) if covered else np.nan
+    return runs, covered
+
+
+def table2_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Tidy Table 2: one row per (setting, column) with our mean, std, n_seeds, the paper's
+    value and, for a column no run has, why (``missing``). Also the accuracy columns the
+    average covers: those every setting has."""
+    reasons = missing_reasons(df)
+    runs, covered = run_values(df)
 
     rows = []
     for method, h in settings(df):
@@ -430,23 +437,14 @@ def fig_val_loss(inputs: dict, outputs: dict, params: dict):
 
 # --- the values the claims read (paper.CLAIMS) ------------------------------------------------
 def claim_frame(inputs: dict) -> pd.DataFrame:
-    """One row per run: ``avg_acc`` (the mean of the accuracy columns every run has, in percent,
-    as Table 2's avg) from the evaluation records, and ``speedup`` (mean over prompt domains at
+    """One row per run: ``avg_acc`` (Table 2's avg, per run: :func:`run_values`) from the evaluation records, and ``speedup`` (mean over prompt domains at
     the paper's draft length, as Table 3) from the speculative records, on rows of their own."""
     from ...report.speculative import papers_length, speculative_frame
 
     frames = []
     if inputs.get("evals"):
-        df = fineweb_frame(inputs["evals"])
-        runs = df[KEYS + ["seed"]].copy()
-        labels = [c.label for c in ACC_COLUMNS]
-        for c in ACC_COLUMNS:
-            runs[c.label] = in_units(df, c.metric)
-        # Table 2's avg: the accuracy columns every setting has, averaged per run (NaN if one is missing)
-        has = runs.groupby(KEYS, dropna=False)[labels].count() > 0
-        covered = [c for c in labels if has[c].all()]
-        runs["avg_acc"] = runs[covered].mean(axis=1, skipna=False) if covered else np.nan
-        frames.append(runs[KEYS + ["seed", "avg_acc"]])
+        runs, _ = run_values(fineweb_frame(inputs["evals"]))
+        frames.append(runs[KEYS + ["seed"]].assign(avg_acc=runs[AVG]))
     if inputs.get("speculative"):
         spec = papers_length(speculative_frame(load_records(inputs["speculative"])))
         per_run = spec.groupby(["run_id", "method", "horizon", "seed"], as_index=False)["speedup"].mean()
