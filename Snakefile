@@ -24,11 +24,17 @@ include: "rules/stages.smk"
 include: "rules/speculative.smk"
 include: "rules/throughput.smk"
 include: "rules/claims.smk"
+include: "rules/study.smk"
 
 
 for _benchmark in ENABLED:  # a benchmark's own rules: report targets and extra stages
+    _targets = len(ALL_TARGETS)
 
     include: f"rules/{_benchmark}.smk"
+
+    if _benchmark in SWEPT:  # its reports would pool a sweep's points as seeds: `all` builds the study
+        del ALL_TARGETS[_targets:]
+        ALL_TARGETS.append(f"{OUT}/{_benchmark}/study.csv")
 
 
 rule all:

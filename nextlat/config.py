@@ -190,13 +190,27 @@ def validate(cfg: dict, schema: dict | None = None, where: str = "") -> dict:
 def merge_scale(raw: dict, scale: str | None = None, overrides: dict | None = None) -> dict:
     """Merge a scale's overrides, then ad-hoc ones, into the raw config (not validated)."""
     scale = scale or raw.get("scale")
-    scales = raw.get("scales") or {}
-    if scale not in scales:
-        raise ConfigError(f"unknown scale {scale!r}; config.yaml defines: {sorted(scales)}")
-    cfg = deep_merge({k: v for k, v in raw.items() if k != "scales"}, scales[scale] or {})
+    cfg = deep_merge({k: v for k, v in raw.items() if k != "scales"}, scale_overrides(raw.get("scales") or {}, scale))
     cfg = deep_merge(cfg, overrides or {})  # ad-hoc overrides win over the scale's
     cfg["scale"] = scale
     return cfg
+
+
+def scale_overrides(scales: dict, scale: str, _seen: tuple = ()) -> dict:
+    """A scale's override set; one that ``extends`` another is merged on top of that one's
+    (a study at the default scale with a few changes, say)."""
+    if scale not in scales:
+        raise ConfigError(f"unknown scale {scale!r}; config.yaml defines: {sorted(scales)}")
+    entry = dict(scales[scale] or {})
+    base = entry.pop("extends", None)
+    if base is None:
+        return entry
+    if base == scale or base in _seen:
+        raise ConfigError(f"scales.{scale}.extends: {base!r} extends {scale!r} back (a cycle)")
+    if base not in scales:
+        raise ConfigError(f"scales.{scale}.extends names {base!r}, which config.yaml does not define "
+                          f"(it defines {sorted(scales)})")
+    return deep_merge(scale_overrides(scales, base, _seen + (scale,)), entry)
 
 
 def resolve(raw: dict, scale: str | None = None, overrides: dict | None = None) -> dict:

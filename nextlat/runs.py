@@ -7,6 +7,7 @@ and that the run directory keeps as ``config.yaml``.
 from __future__ import annotations
 
 import ast
+import copy
 import itertools
 import operator
 from dataclasses import dataclass, field
@@ -24,6 +25,11 @@ class RunSpec:
     horizon: int | None
     seed: int
     config: dict = field(compare=False, hash=False)
+
+    @property
+    def variant(self) -> str:
+        """The run's point of its benchmark's ``sweep`` (e.g. ``"w128-b4k"``); "" without a sweep."""
+        return self.config.get("variant", "")
 
     @property
     def labels(self) -> dict:
@@ -75,6 +81,47 @@ def _method_variants(entry: dict, variables: dict[str, int]):
             yield h, suffix, method
 
 
+def sweep_points(sweep: dict, name: str) -> list[tuple[str, dict, dict]]:
+    """(variant, {axis: value name}, override) for each point of a benchmark's ``sweep``: the
+    product of its axes, in the order written; one point, ``("", {}, {})``, without a sweep.
+
+    An axis maps value names to override sets ({model: ..., train: ..., method: {<method>:
+    ...}}) merged into every run, so one grid holds the budget equal for every method. Value
+    names form the variant (``w128-b4k``), which joins the run id, so they must be unique.
+    """
+    if not sweep:
+        return [("", {}, {})]
+    axes = list(sweep)
+    names = [n for a in axes for n in sweep[a]]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ConfigError(f"benchmarks.{name}.sweep: value name(s) {dupes} appear twice; the names "
+                          f"make the run ids, so every value of every axis needs its own")
+    points = []
+    for values in itertools.product(*(list(sweep[a]) for a in axes)):
+        override: dict = {}
+        for axis, value in zip(axes, values):
+            override = deep_merge(override, sweep[axis][value] or {})
+        points.append(("-".join(values), dict(zip(axes, values)), override))
+    return points
+
+
+def _at_point(run_cfg: dict, variant: str, axes: dict, override: dict, where: str) -> dict:
+    """``run_cfg`` at one sweep point: model and train merged in, then the run's method's own
+    entry of ``override['method']``; the point is recorded as ``variant`` and ``sweep``."""
+    if not variant:
+        return run_cfg
+    method = run_cfg["method"]
+    cfg = deep_merge(run_cfg, {k: v for k, v in override.items() if k in ("model", "train")})
+    mine = (override.get("method") or {}).get(method["name"]) or {}
+    if "horizon" in mine or "name" in mine:
+        raise ConfigError(f"{where}.method.{method['name']}: a sweep sets method settings, not "
+                          f"`name` or `horizon` (list horizons in the methods entry)")
+    cfg["method"] = dict(method, **mine)
+    cfg["variant"], cfg["sweep"] = variant, dict(axes)
+    return cfg
+
+
 def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
     bench = cfg["benchmarks"][name]
     adapter = benchmarks.get(name)
@@ -85,6 +132,8 @@ def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
         if unknown:
             raise ConfigError(f"benchmarks.{name}.methods[{i}].tasks names {unknown}, which are not among "
                               f"benchmarks.{name}.tasks {bench['tasks']}")
+    points = sweep_points(bench.get("sweep") or {}, name)
+    _check_sweep(bench, name)
     for task in bench["tasks"]:
         variables = adapter.task_vars(task)
         model = dict(bench["model"], **adapter.model_fields(bench, task))
@@ -92,13 +141,15 @@ def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
             if task not in entry.get("tasks", bench["tasks"]):
                 continue
             for h, suffix, method in _method_variants(entry, variables):
-                for seed in bench["seeds"]:
-                    tag = method["name"] + (f"-d{h}" if h is not None else "") + suffix
-                    run_id = f"{task}_{tag}_s{seed}"
-                    run_cfg = {"run_id": run_id, "benchmark": name, "task": task, "seed": seed,
-                               "model": dict(model), "method": method,
-                               "train": dict(bench["train"]), "runtime": dict(cfg["runtime"])}
-                    runs.append(RunSpec(run_id, name, task, method["name"], h, seed, run_cfg))
+                for variant, axes, override in points:
+                    for seed in bench["seeds"]:
+                        tag = method["name"] + (f"-d{h}" if h is not None else "") + suffix
+                        run_id = f"{task}_{tag}" + (f"_{variant}" if variant else "") + f"_s{seed}"
+                        run_cfg = {"run_id": run_id, "benchmark": name, "task": task, "seed": seed,
+                                   "model": dict(model), "method": method,
+                                   "train": dict(bench["train"]), "runtime": dict(cfg["runtime"])}
+                        run_cfg = _at_point(run_cfg, variant, axes, override, f"benchmarks.{name}.sweep")
+                        runs.append(RunSpec(run_id, name, task, method["name"], h, seed, run_cfg))
     seeds = bench["seeds"]
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"benchmarks.{name}.seeds lists a seed twice: {seeds}")
@@ -107,6 +158,30 @@ def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
     for run in runs:
         _check_training(run, adapter, bench, cfg["runtime"])
     return runs
+
+
+def _check_sweep(bench: dict, name: str) -> None:
+    """Each sweep value's parts against their schemas (model and train blocks; the method
+    settings of the methods this benchmark runs), before any run is built from them."""
+    methods = {entry["name"] for entry in bench["methods"]}
+    for axis, values in (bench.get("sweep") or {}).items():
+        for value, override in values.items():
+            where = f"benchmarks.{name}.sweep.{axis}.{value}"
+            for part in ("model", "train"):
+                if part in (override or {}):
+                    validate(copy.deepcopy(override[part]), _partial(part), where=f"{where}.{part}")
+            unknown = sorted(set((override or {}).get("method") or {}) - methods)
+            if unknown:
+                raise ConfigError(f"{where}.method names {unknown}, which benchmarks.{name}.methods "
+                                  f"does not run (it runs {sorted(methods)})")
+
+
+def _partial(part: str) -> dict:
+    """The schema of a model or train block with nothing required: a sweep sets some keys."""
+    schema = sub_schema(part)
+    block = copy.deepcopy(schema["$defs"][part])
+    block.pop("required", None)
+    return {"$schema": schema["$schema"], "$defs": schema["$defs"], **block}
 
 
 def _check_training(run: RunSpec, adapter, bench: dict, runtime: dict) -> None:

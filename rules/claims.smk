@@ -4,6 +4,10 @@
 # results/<scale>/tables/claims.{csv,md}: the first category of the HTML report.
 import importlib.util
 
+# Benchmarks with a sweep (a study scale): run id -> the run's point, read by claims and study.
+VARIANTS = {name: {r.run_id: r.variant for r in RUNS.values() if r.benchmark == name}
+            for name in ENABLED if bench_cfg(name).get("sweep")}
+
 
 def claims_inputs(wildcards):
     name = wildcards.benchmark
@@ -28,6 +32,7 @@ rule benchmark_claims:
         code=claims_code,
     params:
         scale=CFG["scale"],
+        variants=lambda w: VARIANTS.get(w.benchmark, {}),  # a swept benchmark's claims: once per point
     wildcard_constraints:
         benchmark="|".join(ENABLED),
     log:

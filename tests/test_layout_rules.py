@@ -29,7 +29,7 @@ from _workflow import copy_workflow
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")
 NAMES = benchmarks.names()
-SHARED_RULES = ("common", "data", "eval", "train", "probe", "stages", "speculative", "throughput", "claims")
+SHARED_RULES = ("common", "data", "eval", "train", "probe", "stages", "speculative", "throughput", "claims", "study")
 
 
 # --- a. nothing shared names a benchmark ------------------------------------------------------

@@ -8,7 +8,8 @@ to_log(snakemake)
 from nextlat.stages.claims import benchmark_claims, gather_claims  # noqa: E402
 
 if snakemake.rule == "benchmark_claims":
-    benchmark_claims(snakemake.wildcards.benchmark, dict(snakemake.input.items()), snakemake.output.table)
+    benchmark_claims(snakemake.wildcards.benchmark, dict(snakemake.input.items()), snakemake.output.table,
+                     dict(snakemake.params.variants))
 else:
     gather_claims(list(snakemake.input.tables), list(snakemake.params.enabled), snakemake.params.scale,
                   snakemake.output.csv, snakemake.output.md)

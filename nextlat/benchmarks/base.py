@@ -67,6 +67,9 @@ class Benchmark:
     # The stage ("module:function") that builds the values its claims (paper.CLAIMS) read from
     # the claims rule's inputs (evals, probes, speculative records); None: the eval records.
     claim_frame: ClassVar[str | None] = None
+    # The metrics (columns of the claim frame) a study compares across a sweep's points
+    # (nextlat.stages.study); empty: every numeric metric.
+    study_metrics: ClassVar[tuple[str, ...]] = ()
     # The benchmark's own stages beyond data/train/eval ("module:function", called by the
     # rules of rules/<name>.smk through nextlat.stages.call).
     extra_stages: ClassVar[tuple[str, ...]] = ()

@@ -52,6 +52,11 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
         rows.append(row)
     df = pd.DataFrame(rows, columns=None if rows else list(RUN_KEYS))
     df["horizon"] = df["horizon"].astype("Int64")
+    if "variant" in df.columns and df["variant"].nunique(dropna=False) > 1:
+        # every table groups seeds by setting; runs of two sweep points would pool as seeds
+        raise ValueError(f"records of {df['variant'].nunique(dropna=False)} sweep variants "
+                         f"({sorted(map(str, df['variant'].unique()))}) in one table: a report reads one "
+                         f"point of a sweep; the `study` target compares them")
     return df
 
 

@@ -40,11 +40,36 @@ def values_frame(benchmark: str, inputs: dict) -> pd.DataFrame:
     return records_frame(load_records(evals)) if evals else pd.DataFrame()
 
 
-def benchmark_claims(benchmark: str, inputs: dict, out_csv) -> pd.DataFrame:
-    df = values_frame(benchmark, inputs)
-    table = evaluate_claims(benchmark, claims_of(benchmark), df)
-    log.info("%s: %d claims on %d result rows: %s", benchmark, len(table), len(df), summary_line(table))
-    return write_csv(table, out_csv)
+def by_variant(inputs: dict, variants: dict[str, str] | None) -> dict[str, dict]:
+    """The rule's inputs split by sweep point ({variant: inputs}, in the sweep's order); a file
+    belongs to the run whose folder it is in. Without a sweep, {"": inputs}."""
+    points = list(dict.fromkeys((variants or {}).values()))
+    if not any(points):
+        return {"": inputs}
+    parts = {v: {} for v in points}
+    for key, paths in inputs.items():
+        paths = [paths] if isinstance(paths, str) else list(paths)
+        for v in points:
+            parts[v][key] = []
+        for p in paths:
+            run = next((part for part in Path(p).parts if part in variants), None)
+            for v in ([variants[run]] if run else points):  # not a run's file: every point reads it
+                parts[v][key].append(p)
+    return parts
+
+
+def benchmark_claims(benchmark: str, inputs: dict, out_csv, variants: dict[str, str] | None = None) -> pd.DataFrame:
+    """The benchmark's claims on its results; on a sweep, once per point (column ``variant``)."""
+    tables = []
+    for variant, part in by_variant(inputs, variants).items():
+        df = values_frame(benchmark, part)
+        table = evaluate_claims(benchmark, claims_of(benchmark), df)
+        if variant:
+            table.insert(0, "variant", variant)
+        log.info("%s%s: %d claims on %d result rows: %s", benchmark, f" [{variant}]" if variant else "",
+                 len(table), len(df), summary_line(table))
+        tables.append(table)
+    return write_csv(pd.concat(tables, ignore_index=True), out_csv)
 
 
 def gather_claims(tables: list, enabled: list[str], scale: str, out_csv, out_md) -> pd.DataFrame:
@@ -58,14 +83,17 @@ def gather_claims(tables: list, enabled: list[str], scale: str, out_csv, out_md)
             why = (f"benchmarks.{name} is disabled at scale {scale}" if name not in enabled
                    else "no claims table")
             frames.append(not_run(name, claims_of(name), why))
-    table = pd.concat(frames, ignore_index=True)[CLAIM_COLUMNS]
+    swept = any("variant" in f.columns for f in frames)  # a study scale: one row per claim and sweep point
+    columns = (["variant"] if swept else []) + CLAIM_COLUMNS
+    table = pd.concat(frames, ignore_index=True).reindex(columns=columns).fillna("")
     write_csv(table, out_csv)
     shown = table.assign(claim=[f"**{b}** · {s}" for b, s in zip(table["benchmark"], table["statement"])])
-    shown = shown[["claim", "verdict", "ours", "paper", "reason"]].rename(columns={"ours": "ours (mean ± std, n seeds)"})
+    shown = shown[(["variant"] if swept else []) + ["claim", "verdict", "ours", "paper", "reason"]]
+    shown = shown.rename(columns={"ours": "ours (mean ± std, n seeds)"})
     write_text(out_md, f"# The paper's claims at scale `{scale}`\n\n{summary_line(table)}.\n\n"
                        f"Rule: {RULE}\n\n" + markdown(shown) + "\n")
     log.info("claims at scale %s: %s", scale, summary_line(table))
     return table
 
 
-__all__ = ["benchmark_claims", "claims_of", "gather_claims", "values_frame"]
+__all__ = ["benchmark_claims", "by_variant", "claims_of", "gather_claims", "values_frame"]

@@ -25,9 +25,13 @@ def model_device(runtime: dict, device: str | None = None) -> str:
 
 
 def run_labels(run_cfg: dict) -> dict:
-    """What identifies a run in the records reports read (eval.json, probes.json)."""
-    return ({k: run_cfg.get(k) for k in ("run_id", "benchmark", "task", "seed")}
-            | {"method": run_cfg["method"]["name"], "horizon": run_cfg["method"].get("horizon")})
+    """What identifies a run in the records reports read (eval.json, probes.json); a run of a
+    sweep adds its ``variant`` and its value on each axis (``sweep/<axis>``)."""
+    labels = ({k: run_cfg.get(k) for k in ("run_id", "benchmark", "task", "seed")}
+              | {"method": run_cfg["method"]["name"], "horizon": run_cfg["method"].get("horizon")})
+    if run_cfg.get("variant"):
+        labels |= {"variant": run_cfg["variant"]} | {f"sweep/{a}": v for a, v in run_cfg["sweep"].items()}
+    return labels
 
 
 def evaluate(run_cfg: dict, model_path: str | Path, data_dir: str | Path, eval_cfg: dict,

@@ -17,6 +17,7 @@ class Manhattan(Benchmark):
     name = "manhattan"
     title = "Manhattan"
     reports = ("table1", "fig3")
+    study_metrics = ("next_token_valid", "valid_trajectories", "compression", "effective_rank", "detour_robustness")
     extra_stages = ("oracle:evaluate_oracle", "reconstruction:reconstruct_samples")
     data_outputs = {"train": Output("train", directory=True), "test": Output("test", directory=True),
                     "graph": Output("graph.graphml"), "pairs": Output("pairs.parquet"),

@@ -15,6 +15,9 @@ class PathStar(Benchmark):
     title = "Path-Star"
     reports = ("fig6",)
     claim_frame = "report:claim_frame"
+    # solved, and why not: which arm at the first decision (the step that needs planning) and
+    # the rest of the path given the right arm (teacher-forced; added by report.claim_frame)
+    study_metrics = ("solve_rate/greedy", "first_decision/teacher_forced", "after_first/teacher_forced")
 
     def task_vars(self, task: str) -> dict[str, int]:
         from .data import parse_task
