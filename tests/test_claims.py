@@ -282,3 +282,19 @@ def test_countdown_claims_compare_every_horizon_with_gpt(tmp_path):
     assert dict(zip(table["claim"], table["verdict"])) == {
         "nextlat_beats_gpt": C.INCONCLUSIVE,   # d=1 holds, d=4 (0.302 vs 0.30, spread 0.01) inconclusive
         "nextlat_d1_beats_all": C.HOLDS, "horizon_methods_beat_gpt": C.HOLDS}
+
+
+@pytest.mark.parametrize("values, scale, noted", [
+    ([0.2, 0.3], "default", True),    # fails below the paper scale: the table says why
+    ([0.95, 0.97], "default", False),  # holds: nothing to explain
+    ([0.2, 0.3], "paper", False),      # at the paper scale the claim is expected: no excuse
+    ([0.2], "default", True),          # inconclusive (one seed) below the paper scale
+])
+def test_a_claim_that_cannot_show_below_the_paper_scale_says_why(values, scale, noted):
+    claim = C.Claim("c", "A solves it", C.AtLeast(sel("a"), 0.9), below_paper="needs 10M graphs (study: w128)")
+    plain = C.Claim("d", "A solves it", C.AtLeast(sel("a"), 0.9))
+    table = C.evaluate_claims("x", [claim, plain], frame({("a", None, "t"): values}), scale).set_index("claim")
+    assert (table.loc["c", "scale_note"] != "") == noted
+    if noted:
+        assert "below the paper scale" in table.loc["c", "scale_note"] and "10M graphs" in table.loc["c", "scale_note"]
+    assert table.loc["d", "scale_note"] == ""

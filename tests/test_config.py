@@ -13,7 +13,7 @@ def load(scale="smoke", **overrides):
     return nlconfig.resolve(RAW, scale, overrides)
 
 
-@pytest.mark.parametrize("scale", ["smoke", "default", "paper"])
+@pytest.mark.parametrize("scale", sorted(RAW["scales"]))
 def test_every_scale_validates_and_expands(scale):
     cfg = load(scale)
     runs = expand_runs(cfg)

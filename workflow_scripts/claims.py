@@ -9,7 +9,7 @@ from nextlat.stages.claims import benchmark_claims, gather_claims  # noqa: E402
 
 if snakemake.rule == "benchmark_claims":
     benchmark_claims(snakemake.wildcards.benchmark, dict(snakemake.input.items()), snakemake.output.table,
-                     dict(snakemake.params.variants))
+                     dict(snakemake.params.variants), snakemake.params.scale)
 else:
     gather_claims(list(snakemake.input.tables), list(snakemake.params.enabled), snakemake.params.scale,
                   snakemake.output.csv, snakemake.output.md)

@@ -325,13 +325,25 @@ class Claim:
     paper: str = ""
     note: str = ""
     extra: dict = field(default_factory=dict)
+    # Why the claim is not expected to hold below the paper scale, from measurements (the study
+    # behind README's "What the default scale shows"); "" when nothing stands in its way.
+    below_paper: str = ""
 
 
-CLAIM_COLUMNS = ["benchmark", "claim", "statement", "paper", "verdict", "reason", "ours", "note"]
+CLAIM_COLUMNS = ["benchmark", "claim", "statement", "paper", "verdict", "reason", "scale_note", "ours", "note"]
+PAPER_SCALE = "paper"
 
 
-def evaluate_claims(benchmark: str, claims: Sequence[Claim], df: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim: the verdict, a one-line reason and our numbers."""
+def scale_note(claim: Claim, verdict: str, scale: str | None) -> str:
+    """What the table says beside a verdict that does not hold below the paper scale."""
+    if not claim.below_paper or verdict == HOLDS or scale in (None, PAPER_SCALE):
+        return ""
+    return f"not expected below the paper scale: {claim.below_paper}"
+
+
+def evaluate_claims(benchmark: str, claims: Sequence[Claim], df: pd.DataFrame, scale: str | None = None) -> pd.DataFrame:
+    """One row per claim: the verdict, a one-line reason, what stands in the way at this
+    scale (``scale_note``) and our numbers."""
     rows = []
     for c in claims:
         try:
@@ -339,15 +351,16 @@ def evaluate_claims(benchmark: str, claims: Sequence[Claim], df: pd.DataFrame) -
         except (ValueError, KeyError) as err:  # a claim that selects pooled or absent settings: a bug
             raise ValueError(f"{benchmark} claim {c.id!r} cannot be evaluated on these results: {err}") from err
         rows.append({"benchmark": benchmark, "claim": c.id, "statement": c.statement, "paper": c.paper,
-                     "verdict": out.verdict, "reason": out.reason, "ours": out.numbers, "note": c.note})
+                     "verdict": out.verdict, "reason": out.reason, "scale_note": scale_note(c, out.verdict, scale),
+                     "ours": out.numbers, "note": c.note})
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
 def not_run(benchmark: str, claims: Sequence[Claim], why: str) -> pd.DataFrame:
     """Rows for the claims of a benchmark that this scale does not run."""
     return pd.DataFrame([{"benchmark": benchmark, "claim": c.id, "statement": c.statement, "paper": c.paper,
-                          "verdict": NOT_RUN, "reason": why, "ours": "", "note": c.note} for c in claims],
-                        columns=CLAIM_COLUMNS)
+                          "verdict": NOT_RUN, "reason": why, "scale_note": "", "ours": "", "note": c.note}
+                         for c in claims], columns=CLAIM_COLUMNS)
 
 
 def summary_line(table: pd.DataFrame) -> str:
@@ -357,4 +370,4 @@ def summary_line(table: pd.DataFrame) -> str:
 
 __all__ = ["All", "AtLeast", "AtLeastAs", "AtMost", "AtMostAs", "Any_", "CLAIM_COLUMNS", "Check", "Claim", "FAILS", "ForEach", "Greater",
            "HOLDS", "INCONCLUSIVE", "Less", "MIN_SEEDS", "NOT_RUN", "Outcome", "RULE", "Sel", "VERDICTS", "Within",
-           "evaluate_claims", "not_run", "summary_line"]
+           "evaluate_claims", "not_run", "scale_note", "summary_line"]

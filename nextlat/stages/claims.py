@@ -58,12 +58,14 @@ def by_variant(inputs: dict, variants: dict[str, str] | None) -> dict[str, dict]
     return parts
 
 
-def benchmark_claims(benchmark: str, inputs: dict, out_csv, variants: dict[str, str] | None = None) -> pd.DataFrame:
-    """The benchmark's claims on its results; on a sweep, once per point (column ``variant``)."""
+def benchmark_claims(benchmark: str, inputs: dict, out_csv, variants: dict[str, str] | None = None,
+                     scale: str | None = None) -> pd.DataFrame:
+    """The benchmark's claims on its results at ``scale``; on a sweep, once per point (column
+    ``variant``)."""
     tables = []
     for variant, part in by_variant(inputs, variants).items():
         df = values_frame(benchmark, part)
-        table = evaluate_claims(benchmark, claims_of(benchmark), df)
+        table = evaluate_claims(benchmark, claims_of(benchmark), df, scale)
         if variant:
             table.insert(0, "variant", variant)
         log.info("%s%s: %d claims on %d result rows: %s", benchmark, f" [{variant}]" if variant else "",
@@ -88,6 +90,7 @@ def gather_claims(tables: list, enabled: list[str], scale: str, out_csv, out_md)
     table = pd.concat(frames, ignore_index=True).reindex(columns=columns).fillna("")
     write_csv(table, out_csv)
     shown = table.assign(claim=[f"**{b}** · {s}" for b, s in zip(table["benchmark"], table["statement"])])
+    shown["reason"] = [r if not n else f"{r}. **{n[0].upper()}{n[1:]}**" for r, n in zip(shown["reason"], shown["scale_note"])]
     shown = shown[(["variant"] if swept else []) + ["claim", "verdict", "ours", "paper", "reason"]]
     shown = shown.rename(columns={"ours": "ours (mean ± std, n seeds)"})
     write_text(out_md, f"# The paper's claims at scale `{scale}`\n\n{summary_line(table)}.\n\n"
