@@ -5,18 +5,19 @@ For every run of the scale (nextlat.runs.expand_runs), one training step of its 
 its model size is counted with torch's FlopCounterMode (nextlat.training.flops.step_flops, one
 row of the run's length; a step is linear in its rows) and multiplied by rows x steps. Times:
 
-- **CPU**: FLOPs / the effective rate each benchmark reached in a build that exists (its
-  `benchmark:` files' CPU seconds against the same count for its runs): `--calibrate
+- **CPU**: FLOPs / the effective rate each benchmark reached in a build that exists (its train
+  jobs' CPU seconds from their `benchmark:` files, which include the in-training validation,
+  checkpoints and start-up, against the same count for its runs): `--calibrate
   results/default`. Small models run far below a core's peak, so the rate is measured, not
-  assumed. Jobs run `--cores` side by side.
+  assumed. The hours are the makespan of `--cores` jobs side by side, longest run first.
 - **GPU**: per step the larger of the FLOPs at `--gpu-tflops` and a floor of `--gpu-step-ms`
   (a small model's step is bound by kernel launches and Python, not arithmetic). Defaults are
   measured on an H200 (bench/README.md): 341 TFLOP/s for the 1.3B model in bf16, and 25 ms per
   step of a 4 x 256 model through the Fabric trainer (bench/gpu_check.py: 200 steps in 5 s,
   start-up included). One job at a time (`--resources gpu=1`).
 
-Evaluation, probes, data and speculative decoding are not counted; the CPU calibration folds
-none of them in either, so add the default scale's measured share (README) for a whole build.
+Evaluation jobs, probes, data and speculative decoding are not counted, so add the default
+scale's measured share (README) for a whole build.
 
     .venv/bin/python bench/scale_cost.py --scale workstation --calibrate results/default
     .venv/bin/python bench/scale_cost.py --scale default --calibrate results/default --cores 2
@@ -86,6 +87,14 @@ def frame(cfg: dict) -> pd.DataFrame:
                          for run in expand_runs(cfg).values()])
 
 
+def makespan(seconds, cores: int) -> float:
+    """Wall seconds of jobs on ``cores`` workers, longest first onto the least loaded (LPT)."""
+    loads = [0.0] * cores
+    for t in sorted(seconds, reverse=True):
+        loads[loads.index(min(loads))] += t
+    return max(loads)
+
+
 def main(argv=None) -> pd.DataFrame:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scale", default="workstation")
@@ -115,13 +124,15 @@ def main(argv=None) -> pd.DataFrame:
                                                     pflop=("pflop", "sum"), gpu_h=("gpu_s", "sum"))
     per["gpu_h"] /= 3600
     if "cpu_core_s" in df:
-        per["cpu_h"] = df.groupby("benchmark", sort=False)["cpu_core_s"].apply(lambda s: s.sum(skipna=False)) / 3600 / args.cores
+        per["cpu_h"] = df.groupby("benchmark", sort=False)["cpu_core_s"].apply(
+            lambda t: float("nan") if t.isna().any() else makespan(t, args.cores) / 3600)
     per.loc["total"] = per.sum(numeric_only=True, min_count=1)
-    if "cpu_h" in per and per["cpu_h"].isna().any():
-        per.loc["total", "cpu_h"] = float("nan")  # a benchmark without a calibration: no total
+    if "cpu_h" in per:  # every run on the same cores; no total while a benchmark is not calibrated
+        per.loc["total", "cpu_h"] = (float("nan") if df["cpu_core_s"].isna().any()
+                                     else makespan(df["cpu_core_s"], args.cores) / 3600)
     pd.set_option("display.width", 160)
     print(f"scale {args.scale}: training only; GPU: one job at a time, max({args.gpu_tflops:g} TFLOP/s, "
-          f"{args.gpu_step_ms:g} ms/step); CPU: {args.cores} jobs side by side at the calibrated rates")
+          f"{args.gpu_step_ms:g} ms/step); CPU: makespan of {args.cores} jobs side by side at the calibrated rates")
     print(per.round(3).to_string())
     if args.csv:
         df.to_csv(args.csv, index=False)

@@ -92,6 +92,11 @@ def sweep_points(sweep: dict, name: str) -> list[tuple[str, dict, dict]]:
     if not sweep:
         return [("", {}, {})]
     axes = list(sweep)
+    for axis in axes:
+        odd = [n for n in sweep[axis] if not isinstance(n, str)]
+        if odd:  # YAML reads 1000: or yes: as a number or a bool; the names make run ids
+            raise ConfigError(f"benchmarks.{name}.sweep.{axis}: value names must be words, got {odd!r} "
+                              f"(quote them, or name them e.g. s1000)")
     names = [n for a in axes for n in sweep[a]]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -106,18 +111,21 @@ def sweep_points(sweep: dict, name: str) -> list[tuple[str, dict, dict]]:
     return points
 
 
-def _at_point(run_cfg: dict, variant: str, axes: dict, override: dict, where: str) -> dict:
+def _at_point(run_cfg: dict, variant: str, axes: dict, override: dict, where: str, gridded=()) -> dict:
     """``run_cfg`` at one sweep point: model and train merged in, then the run's method's own
-    entry of ``override['method']``; the point is recorded as ``variant`` and ``sweep``."""
+    entry of ``override['method']``; the point is recorded as ``variant`` and ``sweep``.
+    ``gridded``: the method keys the run's methods entry grids over (a sweep may not set them)."""
     if not variant:
         return run_cfg
     method = run_cfg["method"]
     cfg = deep_merge(run_cfg, {k: v for k, v in override.items() if k in ("model", "train")})
     mine = (override.get("method") or {}).get(method["name"]) or {}
-    if "horizon" in mine or "name" in mine:
-        raise ConfigError(f"{where}.method.{method['name']}: a sweep sets method settings, not "
-                          f"`name` or `horizon` (list horizons in the methods entry)")
+    fixed = sorted({"name", "horizon", *gridded} & set(mine))
+    if fixed:
+        raise ConfigError(f"{where}.method.{method['name']} sets {fixed}: the methods entry sets those "
+                          f"(name, horizon, its grid), and a sweep would silently overwrite them")
     cfg["method"] = dict(method, **mine)
+    validate(dict(cfg["method"]), sub_schema("method"), where=f"{where}.method.{method['name']}")
     cfg["variant"], cfg["sweep"] = variant, dict(axes)
     return cfg
 
@@ -148,7 +156,8 @@ def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
                         run_cfg = {"run_id": run_id, "benchmark": name, "task": task, "seed": seed,
                                    "model": dict(model), "method": method,
                                    "train": dict(bench["train"]), "runtime": dict(cfg["runtime"])}
-                        run_cfg = _at_point(run_cfg, variant, axes, override, f"benchmarks.{name}.sweep")
+                        run_cfg = _at_point(run_cfg, variant, axes, override,
+                                            f"benchmarks.{name}.sweep.{'/'.join(axes.values())}", entry.get("grid") or {})
                         runs.append(RunSpec(run_id, name, task, method["name"], h, seed, run_cfg))
     seeds = bench["seeds"]
     if len(set(seeds)) != len(seeds):

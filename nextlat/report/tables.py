@@ -32,8 +32,18 @@ HORIZON_METHODS = ("mtp", "jtp", "nextlat")
 
 # --- generic ----------------------------------------------------------------------------
 def load_records(paths) -> list[dict]:
-    """Evaluation records (eval.json) from their paths."""
-    return [json.loads(Path(p).read_text()) for p in paths]
+    """Run records (eval.json, probes.json, speculative.json) from their paths, all of one sweep
+    point: every report reads seeds per setting, and two points of a sweep would pool."""
+    records = [json.loads(Path(p).read_text()) for p in paths]
+    check_one_point(records)
+    return records
+
+
+def check_one_point(records: Iterable[dict]) -> None:
+    points = sorted({str(r.get("run", {}).get("variant", "")) for r in records})
+    if len(points) > 1:
+        raise ValueError(f"records of {len(points)} sweep variants ({points}) in one table: a report reads one "
+                         f"point of a sweep; the `study` target compares them")
 
 
 def records_frame(records: Iterable[dict]) -> pd.DataFrame:
@@ -52,11 +62,8 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
         rows.append(row)
     df = pd.DataFrame(rows, columns=None if rows else list(RUN_KEYS))
     df["horizon"] = df["horizon"].astype("Int64")
-    if "variant" in df.columns and df["variant"].nunique(dropna=False) > 1:
-        # every table groups seeds by setting; runs of two sweep points would pool as seeds
-        raise ValueError(f"records of {df['variant'].nunique(dropna=False)} sweep variants "
-                         f"({sorted(map(str, df['variant'].unique()))}) in one table: a report reads one "
-                         f"point of a sweep; the `study` target compares them")
+    if "variant" in df.columns:  # every table groups seeds by setting; two sweep points would pool
+        check_one_point([{"run": {"variant": v}} for v in df["variant"].fillna("")])
     return df
 
 

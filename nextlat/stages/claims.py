@@ -40,9 +40,13 @@ def values_frame(benchmark: str, inputs: dict) -> pd.DataFrame:
     return records_frame(load_records(evals)) if evals else pd.DataFrame()
 
 
+RUN_FILES = ("evals", "probes", "speculative")  # the rules' inputs that are per-run records
+
+
 def by_variant(inputs: dict, variants: dict[str, str] | None) -> dict[str, dict]:
-    """The rule's inputs split by sweep point ({variant: inputs}, in the sweep's order); a file
-    belongs to the run whose folder it is in. Without a sweep, {"": inputs}."""
+    """The rule's inputs split by sweep point ({variant: inputs}, in the sweep's order); a run's
+    record belongs to the run whose folder it is in, other inputs (code) go to every point.
+    Without a sweep, {"": inputs}."""
     points = list(dict.fromkeys((variants or {}).values()))
     if not any(points):
         return {"": inputs}
@@ -53,7 +57,9 @@ def by_variant(inputs: dict, variants: dict[str, str] | None) -> dict[str, dict]
             parts[v][key] = []
         for p in paths:
             run = next((part for part in Path(p).parts if part in variants), None)
-            for v in ([variants[run]] if run else points):  # not a run's file: every point reads it
+            if run is None and key in RUN_FILES:  # a record outside every run folder: whose point?
+                raise ValueError(f"{p}: a {key} record in no run folder of the sweep ({len(variants)} runs)")
+            for v in ([variants[run]] if run else points):
                 parts[v][key].append(p)
     return parts
 

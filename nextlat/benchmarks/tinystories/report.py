@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ...io import atomic_path, write_text
 from ...report.style import method_color, plt, save
-from ...report.tables import METHOD_ORDER, markdown
+from ...report.tables import METHOD_ORDER, load_records, markdown
 from .paper import ABLATIONS, PAPER_LOSS, PAPER_SHAPE, TABLE_OFFSETS
 
 
@@ -25,8 +25,7 @@ from .paper import ABLATIONS, PAPER_LOSS, PAPER_SHAPE, TABLE_OFFSETS
 def probe_frame(paths) -> pd.DataFrame:
     """One row per (run, offset): method, horizon, seed, the NextLat loss variant, ce."""
     rows = []
-    for path in paths:
-        rec = json.loads(Path(path).read_text())
+    for rec in load_records(paths):
         run, method, probes = rec["run"], rec["method"], rec["probes"]
         variant = {k: method.get(k, PAPER_LOSS[k]) for k in PAPER_LOSS} if run["method"] == "nextlat" else {}
         setting = json.dumps({k: v for k, v in method.items() if k != "seed"}, sort_keys=True)
@@ -219,8 +218,7 @@ def stories(inputs, outputs, params):
                      "distinct words": w["distinct_words"], "tokens": m["tokens"],
                      "dropped (> block)": m["dropped_too_long"], "tokens/word": m.get("tokens_per_word")})
     lines += [markdown(pd.DataFrame(rows)), ""]
-    evals = [json.loads(Path(p).read_text()) for p in inputs["evals"]]
-    evals = {e["run"]["run_id"]: e for e in evals}
+    evals = {e["run"]["run_id"]: e for e in load_records(inputs["evals"])}
     for path in inputs["stories"]:
         run_id = Path(path).parent.name
         rec = json.loads(Path(path).read_text())
