@@ -25,10 +25,18 @@ def _at_test(method: str, mode: str, trained_on_test: bool = False) -> Sel:
     return Sel(method, f"{mode}/position@test", "any", where, label=f"{method} {mode} ({trained})")
 
 
+# Why these claims do not show below the paper scale: measured at the default scale (README,
+# "What the default scale shows, and why").
+SMALL_SCALE = (
+    'at 2 x 64 and 10k steps the RNN generalises in some seeds only: 84.7% at length 12 in one, 0.0% in the other '
+    '(its state leaves the trained region), though both are 98-100% at length 4; the paper trains 400k steps of 1,024'
+)
+
 CLAIMS = [
     Claim("rnn_generalises", "NextLat's latent dynamics run as an RNN reach > 95% at the test length",
           AtLeast(_at_test("nextlat", "rnn"), 0.95), paper="> 95% at length 36 after training on 12",
-          note="accuracy of the state at the test length's last position"),
+          note="accuracy of the state at the test length's last position",
+          below_paper=SMALL_SCALE),
     Claim("transformers_fail_beyond_training",
           f"Transformers (GPT, NextLat) trained short fail at the test length (accuracy <= {FAILS_BELOW:.0%})",
           All((AtMost(_at_test("gpt", "transformer"), FAILS_BELOW),
@@ -40,5 +48,6 @@ CLAIMS = [
           paper="GPT trained on 36 tokens also fails"),
     Claim("rnn_beats_transformer", "At the test length the RNN beats the transformer it came from",
           Greater(_at_test("nextlat", "rnn"), _at_test("nextlat", "transformer")),
-          paper="RNN > 95% vs transformer failing"),
+          paper="RNN > 95% vs transformer failing",
+          below_paper=SMALL_SCALE),
 ]
