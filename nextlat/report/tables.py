@@ -35,12 +35,13 @@ def load_records(paths) -> list[dict]:
     """Run records (eval.json, probes.json, speculative.json) from their paths, all of one sweep
     point: every report reads seeds per setting, and two points of a sweep would pool."""
     records = [json.loads(Path(p).read_text()) for p in paths]
-    check_one_point(records)
+    check_one_point(r.get("run", {}).get("variant", "") for r in records)
     return records
 
 
-def check_one_point(records: Iterable[dict]) -> None:
-    points = sorted({str(r.get("run", {}).get("variant", "")) for r in records})
+def check_one_point(variants: Iterable) -> None:
+    """Refuses the runs of several sweep points (their ``variant`` labels) in one table."""
+    points = sorted({str(v) for v in variants})
     if len(points) > 1:
         raise ValueError(f"records of {len(points)} sweep variants ({points}) in one table: a report reads one "
                          f"point of a sweep; the `study` target compares them")
@@ -63,7 +64,7 @@ def records_frame(records: Iterable[dict]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=None if rows else list(RUN_KEYS))
     df["horizon"] = df["horizon"].astype("Int64")
     if "variant" in df.columns:  # every table groups seeds by setting; two sweep points would pool
-        check_one_point([{"run": {"variant": v}} for v in df["variant"].fillna("")])
+        check_one_point(df["variant"].fillna(""))
     return df
 
 

@@ -32,10 +32,9 @@ def _settings(df: pd.DataFrame, variant: str) -> tuple[pd.DataFrame, list[str]]:
     apart) and the columns a setting is grouped by; refuses a frame with several rows for one
     setting and seed, which a mean over seeds would silently pool."""
     keys = [k for k in KEYS if k in df.columns]
-    if "run_id" in df.columns:
-        suffix = f"_{variant}_s"
-        df = df.assign(setting=[r.rsplit(suffix, 1)[0] if suffix in r else r.rsplit("_s", 1)[0]
-                                for r in df["run_id"].astype(str)])
+    if {"run_id", "seed"} <= set(df.columns):  # ids end "_<variant>_s<seed>" (nextlat.runs)
+        df = df.assign(setting=[str(r).removesuffix(f"_s{s}").removesuffix(f"_{variant}")
+                                for r, s in zip(df["run_id"], df["seed"])])
         keys.append("setting")
     if "seed" in df.columns and df.duplicated(keys + ["seed"]).any():
         dup = df[df.duplicated(keys + ["seed"], keep=False)].head(3)
@@ -143,7 +142,7 @@ def _figure(benchmark: str, frame: pd.DataFrame, order: list[str], png, pdf) -> 
 
 def study(benchmark: str, inputs: dict, variants: dict[str, str], claims_csv, out: dict) -> pd.DataFrame:
     """Writes ``out['csv']``, ``out['md']``, ``out['png']`` and ``out['pdf']``."""
-    frame = study_frame(benchmark, {k: v for k, v in inputs.items() if k not in ("claims", "code")}, variants)
+    frame = study_frame(benchmark, inputs, variants)
     order = [v for v in dict.fromkeys(variants.values()) if v in set(frame["variant"])]
     claims = (pd.read_csv(claims_csv, keep_default_na=False, dtype={"variant": str})
               if claims_csv and Path(claims_csv).exists() else pd.DataFrame())
