@@ -205,6 +205,8 @@ def scale_overrides(scales: dict, scale: str, _seen: tuple = ()) -> dict:
     base = entry.pop("extends", None)
     if base is None:
         return entry
+    if not isinstance(base, str):
+        raise ConfigError(f"scales.{scale}.extends must name one scale, got {base!r}")
     if base == scale or base in _seen:
         raise ConfigError(f"scales.{scale}.extends: {base!r} extends {scale!r} back (a cycle)")
     if base not in scales:

@@ -10,6 +10,7 @@ import ast
 import copy
 import itertools
 import operator
+import re
 from dataclasses import dataclass, field
 
 from . import benchmarks
@@ -96,7 +97,11 @@ def sweep_points(sweep: dict, name: str) -> list[tuple[str, dict, dict]]:
         odd = [n for n in sweep[axis] if not isinstance(n, str)]
         if odd:  # YAML reads 1000: or yes: as a number or a bool; the names make run ids
             raise ConfigError(f"benchmarks.{name}.sweep.{axis}: value names must be words, got {odd!r} "
-                              f"(quote them, or name them e.g. s1000)")
+                              f"(quote them, or name them e.g. steps1k)")
+        seedlike = [n for n in sweep[axis] if re.fullmatch(r"s\d+", n)]
+        if seedlike:  # run ids end in _s<seed>: rw_gpt_s1000_s0 reads as two seeds
+            raise ConfigError(f"benchmarks.{name}.sweep.{axis}: value names {seedlike} read as seeds in run "
+                              f"ids; name the point for what it sets (e.g. steps1k)")
     names = [n for a in axes for n in sweep[a]]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -99,6 +99,13 @@ def test_sweep_value_names_must_be_words(name):
         expand_runs(smoke_with(sweep={"steps": {name: {}}}), "pathstar")
 
 
+@pytest.mark.parametrize("name", ["s1000", "s0"])
+def test_sweep_value_names_may_not_read_as_seeds(name):
+    with pytest.raises(ConfigError, match=r"sweep\.steps.*read as seeds"):
+        expand_runs(smoke_with(sweep={"steps": {name: {}}}), "pathstar")
+    assert "g2x4_gpt_steps1k_s0" in expand_runs(smoke_with(sweep={"steps": {"steps1k": {}}}), "pathstar")
+
+
 def test_a_sweep_combines_with_run_overrides_by_the_swept_id():
     runs = expand_runs(smoke_with(sweep={"width": WIDTH},
                                   run_overrides={"g2x4_gpt_w48_s0": {"train": {"lr": 0.5}}}), "pathstar")
@@ -122,6 +129,7 @@ def test_a_scale_extends_another_and_overrides_it():
     ({"a": {"extends": "b"}, "b": {"extends": "a"}}, ["cycle"]),
     ({"a": {"extends": "a"}}, ["cycle"]),
     ({"a": {"extends": "nowhere"}}, ["scales.a.extends", "nowhere"]),
+    ({"a": {"extends": ["smoke"]}}, ["scales.a.extends", "one scale"]),
 ])
 def test_a_bad_extends_is_named(scales, words):
     raw = nlconfig.deep_merge(RAW, {"scales": scales})
