@@ -116,6 +116,16 @@ def sweep_points(sweep: dict, name: str) -> list[tuple[str, dict, dict]]:
     return points
 
 
+def make_run_id(setting: str, variant: str, seed: int) -> str:
+    """``<task>_<method tag>[_<variant>]_s<seed>``: the setting, its sweep point, its seed."""
+    return setting + (f"_{variant}" if variant else "") + f"_s{seed}"
+
+
+def setting_of(run_id: str, variant: str, seed: int) -> str:
+    """The inverse of :func:`make_run_id`: the run id without its sweep point and seed."""
+    return run_id.removesuffix(f"_s{seed}").removesuffix(f"_{variant}" if variant else "")
+
+
 def _at_point(run_cfg: dict, variant: str, axes: dict, override: dict, where: str, gridded=()) -> dict:
     """``run_cfg`` at one sweep point: model and train merged in, then the run's method's own
     entry of ``override['method']``; the point is recorded as ``variant`` and ``sweep``.
@@ -157,7 +167,7 @@ def expand_benchmark(cfg: dict, name: str) -> list[RunSpec]:
                 for variant, axes, override in points:
                     for seed in bench["seeds"]:
                         tag = method["name"] + (f"-d{h}" if h is not None else "") + suffix
-                        run_id = f"{task}_{tag}" + (f"_{variant}" if variant else "") + f"_s{seed}"
+                        run_id = make_run_id(f"{task}_{tag}", variant, seed)
                         run_cfg = {"run_id": run_id, "benchmark": name, "task": task, "seed": seed,
                                    "model": dict(model), "method": method,
                                    "train": dict(bench["train"]), "runtime": dict(cfg["runtime"])}

@@ -19,6 +19,7 @@ from .. import benchmarks
 from ..io import write_text
 from ..report.style import method_color, plt, save
 from ..report.tables import method_label, summarize, write_csv
+from ..runs import setting_of
 from .claims import by_variant, values_frame
 
 log = logging.getLogger(__name__)
@@ -32,9 +33,8 @@ def _settings(df: pd.DataFrame, variant: str) -> tuple[pd.DataFrame, list[str]]:
     apart) and the columns a setting is grouped by; refuses a frame with several rows for one
     setting and seed, which a mean over seeds would silently pool."""
     keys = [k for k in KEYS if k in df.columns]
-    if {"run_id", "seed"} <= set(df.columns):  # ids end "_<variant>_s<seed>" (nextlat.runs)
-        df = df.assign(setting=[str(r).removesuffix(f"_s{s}").removesuffix(f"_{variant}")
-                                for r, s in zip(df["run_id"], df["seed"])])
+    if {"run_id", "seed"} <= set(df.columns):
+        df = df.assign(setting=[setting_of(str(r), variant, s) for r, s in zip(df["run_id"], df["seed"])])
         keys.append("setting")
     if "seed" in df.columns and df.duplicated(keys + ["seed"]).any():
         dup = df[df.duplicated(keys + ["seed"], keep=False)].head(3)
